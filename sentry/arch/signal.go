@@ -1,0 +1,61 @@
+package arch
+
+import (
+	"encoding/binary"
+
+	"github.com/veil-sandbox/veil/sentry/hostarch"
+)
+
+// SignalInfo is siginfo_t (128 bytes on x86-64).
+type SignalInfo struct {
+	Signo  int32
+	Errno  int32
+	Code   int32
+	_      int32
+	Fields [112]byte
+}
+
+// si_code values.
+const (
+	SI_USER       = 0
+	SI_KERNEL     = 0x80
+	SI_QUEUE      = -1
+	SI_TIMER      = -2
+	SI_TKILL      = -6
+	SEGV_MAPERR   = 1
+	SEGV_ACCERR   = 2
+	BUS_ADRERR    = 2
+	CLD_EXITED    = 1
+	CLD_KILLED    = 2
+	CLD_DUMPED    = 3
+	CLD_TRAPPED   = 4
+	CLD_STOPPED   = 5
+	CLD_CONTINUED = 6
+)
+
+// Addr is si_addr of a fault.
+func (s *SignalInfo) Addr() hostarch.Addr {
+	return hostarch.Addr(binary.LittleEndian.Uint64(s.Fields[0:]))
+}
+
+// SetAddr sets si_addr.
+func (s *SignalInfo) SetAddr(a hostarch.Addr) { binary.LittleEndian.PutUint64(s.Fields[0:], uint64(a)) }
+
+// PID, UID: si_pid, si_uid of kill-like and SIGCHLD signals.
+func (s *SignalInfo) PID() int32      { return int32(binary.LittleEndian.Uint32(s.Fields[0:])) }
+func (s *SignalInfo) SetPID(p int32)  { binary.LittleEndian.PutUint32(s.Fields[0:], uint32(p)) }
+func (s *SignalInfo) UID() uint32     { return binary.LittleEndian.Uint32(s.Fields[4:]) }
+func (s *SignalInfo) SetUID(u uint32) { binary.LittleEndian.PutUint32(s.Fields[4:], u) }
+
+// SIGCHLD fields: si_status, si_utime, si_stime.
+func (s *SignalInfo) SetStatus(st int32) { binary.LittleEndian.PutUint32(s.Fields[8:], uint32(st)) }
+func (s *SignalInfo) Status() int32      { return int32(binary.LittleEndian.Uint32(s.Fields[8:])) }
+
+// SetValue sets si_value (sigqueue, timers).
+func (s *SignalInfo) SetValue(v uint64) { binary.LittleEndian.PutUint64(s.Fields[8:], v) }
+
+// Timer fields: si_timerid, si_overrun.
+func (s *SignalInfo) SetTimerID(id int32) { binary.LittleEndian.PutUint32(s.Fields[0:], uint32(id)) }
+func (s *SignalInfo) SetOverrun(n int32)  { binary.LittleEndian.PutUint32(s.Fields[4:], uint32(n)) }
+
+// SetCallAddr etc. for SIGSYS are not needed: Veil never raises it.
