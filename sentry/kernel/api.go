@@ -19,8 +19,18 @@ var ErrTimedOut = errors.New("kernel: timed out")
 
 // Task is one application thread. (Skeleton: filled in by the kernel work.)
 type Task struct {
+	k     *Kernel
 	creds *auth.Credentials
+	fs    taskFS
 }
+
+// Kernel is the whole sandbox's kernel. (Skeleton.)
+type Kernel struct {
+	fs kernelFS
+}
+
+// Kernel returns the task's kernel.
+func (t *Task) Kernel() *Kernel { return t.k }
 
 // Credentials returns the task's credentials; treat them as immutable.
 func (t *Task) Credentials() *auth.Credentials { return t.creds }
