@@ -1,0 +1,541 @@
+// Package ptrace runs application code in stub processes under
+// PTRACE_SYSEMU: the host kernel stops the stub at every syscall the
+// application makes without executing it, and the sentry carries it out.
+//
+// Processes: one template stub is exec'd when the platform starts; every
+// address space is a stub process forked from it (the fork injected into
+// the template). Each stub process has a leader thread that only ever parks
+// and is cloned; every sentry OS thread that needs a stub thread in an
+// address space (to run application code, or to inject mmap/munmap) gets its
+// own, cloned from the leader and then seized by that OS thread. All
+// leaders and the template are traced by one "factory" goroutine locked to
+// its OS thread for the platform's life: ptrace requests must come from the
+// tracing thread, and PTRACE_O_EXITKILL on every stub means the stubs die
+// with the sentry.
+//
+// Lock order: subprocess.mu before thread injection (a thread is only used
+// by its own tracer OS thread, so threads need no lock of their own).
+package ptrace
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/platform"
+	"github.com/veil-sandbox/veil/sentry/arch"
+	"github.com/veil-sandbox/veil/sentry/hostarch"
+)
+
+// stubMemFD is the FD number of the memory file inside every stub.
+const stubMemFD = 0
+
+// Platform is the ptrace platform.
+type Platform struct {
+	requests chan func()
+	template *thread
+	xsaveLen int
+}
+
+// New starts the platform. memFD is the sentry's memory file; the stubs
+// map application memory from it. New must run before the sentry confines
+// itself: it execs the template through /proc/self/fd.
+func New(memFD int) (*Platform, error) {
+	p := &Platform{requests: make(chan func())}
+	errc := make(chan error, 1)
+	go p.factory(memFD, errc)
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Name implements platform.Platform.
+func (p *Platform) Name() string { return "ptrace" }
+
+// MaxUserAddress implements platform.Platform.
+func (p *Platform) MaxUserAddress() hostarch.Addr { return MaxUserAddress }
+
+// factory owns the template and every leader; it never returns, so its
+// OS thread (the tracer of all of them) lives as long as the sentry.
+func (p *Platform) factory(memFD int, errc chan<- error) {
+	runtime.LockOSThread()
+	t, err := p.startTemplate(memFD)
+	if err != nil {
+		errc <- err
+		return
+	}
+	p.template = t
+	errc <- nil
+	for fn := range p.requests {
+		fn()
+	}
+}
+
+// onFactory runs fn on the factory's OS thread.
+func (p *Platform) onFactory(fn func()) {
+	done := make(chan struct{})
+	p.requests <- func() { fn(); close(done) }
+	<-done
+}
+
+func (p *Platform) startTemplate(memFD int) (*thread, error) {
+	elf, err := unix.MemfdCreate("veil-stub", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("ptrace: memfd for stub: %w", err)
+	}
+	defer unix.Close(elf)
+	if _, err := unix.Write(elf, stubELF()); err != nil {
+		return nil, fmt.Errorf("ptrace: writing stub: %w", err)
+	}
+	path := fmt.Sprintf("/proc/self/fd/%d", elf)
+	pid, err := syscall.ForkExec(path, []string{"veil-stub"}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{uintptr(memFD)},
+		Sys:   &syscall.SysProcAttr{Ptrace: true},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ptrace: starting stub: %w", err)
+	}
+	t := &thread{tgid: int32(pid), tid: int32(pid)}
+	if _, err := t.wait(); err != nil {
+		return nil, err
+	}
+	if err := ptraceSetOptions(t.tid, ptraceOptions); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return nil, fmt.Errorf("ptrace: setting options: %w", err)
+	}
+	if err := t.getRegs(&t.initRegs); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return nil, err
+	}
+	// Learn the host's XSAVE size: SETREGSET wants exactly that many bytes.
+	buf := make([]byte, 16384)
+	n, err := getXState(t.tid, buf)
+	if err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return nil, fmt.Errorf("ptrace: reading xstate: %w", err)
+	}
+	p.xsaveLen = n
+	// Strip the template down to the stub page and the memory file, then
+	// lock it down.
+	steps := []struct {
+		nr   uintptr
+		args [6]uintptr
+	}{
+		{unix.SYS_CLOSE_RANGE, [6]uintptr{stubMemFD + 1, ^uintptr(0) >> 32, 0}},
+		{unix.SYS_MUNMAP, [6]uintptr{0, stubBase}},
+		{unix.SYS_MUNMAP, [6]uintptr{stubBase + stubSize, 0x7ffffffff000 - (stubBase + stubSize)}},
+		{unix.SYS_PRCTL, [6]uintptr{unix.PR_SET_NO_NEW_PRIVS, 1}},
+		{unix.SYS_SECCOMP, [6]uintptr{unix.SECCOMP_SET_MODE_FILTER, 0, stubBase + fprogOff}},
+	}
+	for _, s := range steps {
+		if r, err := t.syscall(sysSite, s.nr, s.args); err != nil || int64(r) < 0 && int64(r) > -4096 {
+			unix.Kill(pid, unix.SIGKILL)
+			return nil, fmt.Errorf("ptrace: preparing stub (syscall %d): %v %v", s.nr, err, unix.Errno(-int64(r)))
+		}
+	}
+	return t, nil
+}
+
+const ptraceOptions = unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_EXITKILL
+
+// NewAddressSpace implements platform.Platform: fork a stub from the
+// template.
+func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
+	var leader *thread
+	var err error
+	p.onFactory(func() {
+		var r uintptr
+		r, err = p.template.syscall(cloneSite, unix.SYS_CLONE, [6]uintptr{unix.CLONE_PARENT | uintptr(unix.SIGCHLD)})
+		if err != nil {
+			return
+		}
+		if e := int64(r); e < 0 {
+			err = fmt.Errorf("ptrace: forking stub: %w", unix.Errno(-e))
+			return
+		}
+		leader, err = seize(int32(r), int32(r))
+		if err == nil {
+			leader.initRegs = p.template.initRegs
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &subprocess{p: p, leader: leader, threads: make(map[int32]*thread)}, nil
+}
+
+// subprocess is one stub process: an address space.
+type subprocess struct {
+	p      *Platform
+	leader *thread
+
+	mu      sync.Mutex
+	threads map[int32]*thread // by tracer OS thread ID
+	dead    bool
+}
+
+// current returns the stub thread traced by the calling OS thread, making
+// one if needed. The caller has locked its goroutine to its OS thread.
+func (s *subprocess) current() (*thread, error) {
+	me := int32(unix.Gettid())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dead {
+		return nil, platform.ErrContextDead
+	}
+	if t := s.threads[me]; t != nil {
+		return t, nil
+	}
+	var tid int32
+	var err error
+	s.p.onFactory(func() {
+		var r uintptr
+		r, err = s.leader.syscall(cloneSite, unix.SYS_CLONE, [6]uintptr{
+			unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
+				unix.CLONE_THREAD | unix.CLONE_SYSVSEM | unix.CLONE_UNTRACED})
+		if err == nil && int64(r) < 0 {
+			err = fmt.Errorf("ptrace: cloning stub thread: %w", unix.Errno(-int64(r)))
+		}
+		tid = int32(r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	t, err := seize(s.leader.tgid, tid)
+	if err != nil {
+		return nil, err
+	}
+	t.initRegs = s.leader.initRegs
+	s.threads[me] = t
+	return t, nil
+}
+
+// inject runs one host syscall in the calling OS thread's stub thread.
+func (s *subprocess) inject(nr uintptr, args [6]uintptr) (uintptr, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t, err := s.current()
+	if err != nil {
+		return 0, err
+	}
+	r, err := t.syscall(sysSite, nr, args)
+	if err != nil {
+		return 0, err
+	}
+	if e := int64(r); e < 0 && e > -4096 {
+		return 0, unix.Errno(-e)
+	}
+	return r, nil
+}
+
+// MapFile implements platform.AddressSpace.
+func (s *subprocess) MapFile(addr hostarch.Addr, fileOffset, length uint64, at hostarch.AccessType) error {
+	_, err := s.inject(unix.SYS_MMAP, [6]uintptr{uintptr(addr), uintptr(length), uintptr(at.Prot()),
+		unix.MAP_SHARED | unix.MAP_FIXED, stubMemFD, uintptr(fileOffset)})
+	return err
+}
+
+// Unmap implements platform.AddressSpace.
+func (s *subprocess) Unmap(addr hostarch.Addr, length uint64) {
+	s.inject(unix.SYS_MUNMAP, [6]uintptr{uintptr(addr), uintptr(length)})
+}
+
+// Release implements platform.AddressSpace: kill the stub and reap every
+// thread of it (any sentry thread may wait for a tracee of another).
+func (s *subprocess) Release() {
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		return
+	}
+	s.dead = true
+	threads := s.threads
+	s.threads = nil
+	s.mu.Unlock()
+	unix.Kill(int(s.leader.tgid), unix.SIGKILL)
+	for _, t := range threads {
+		t.reap()
+	}
+	s.leader.reap()
+}
+
+// thread is one stub thread and what the platform knows of it.
+type thread struct {
+	tgid, tid int32
+	// initRegs are registers valid for running stub code (segments,
+	// flags); injections start from a copy.
+	initRegs unix.PtraceRegs
+}
+
+// seize attaches the calling OS thread to a parked stub thread and stops
+// it.
+func seize(tgid, tid int32) (*thread, error) {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, ptraceOptions, 0, 0); e != 0 {
+		return nil, fmt.Errorf("ptrace: seizing stub thread %d: %w", tid, e)
+	}
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(tid), 0, 0, 0, 0); e != 0 {
+		return nil, fmt.Errorf("ptrace: interrupting stub thread %d: %w", tid, e)
+	}
+	t := &thread{tgid: tgid, tid: tid}
+	if _, err := t.wait(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// wait waits for the thread's next stop and returns its status.
+func (t *thread) wait() (unix.WaitStatus, error) {
+	var status unix.WaitStatus
+	for {
+		_, err := unix.Wait4(int(t.tid), &status, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return status, fmt.Errorf("ptrace: waiting for stub thread %d: %w", t.tid, err)
+		}
+		if status.Exited() || status.Signaled() {
+			return status, platform.ErrContextDead
+		}
+		return status, nil
+	}
+}
+
+// reap collects a killed thread's exit.
+func (t *thread) reap() {
+	var status unix.WaitStatus
+	for {
+		_, err := unix.Wait4(int(t.tid), &status, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || status.Exited() || status.Signaled() {
+			return
+		}
+	}
+}
+
+func (t *thread) getRegs(r *unix.PtraceRegs) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGS, uintptr(t.tid), 0, uintptr(unsafe.Pointer(r)), 0, 0); e != 0 {
+		return fmt.Errorf("ptrace: GETREGS %d: %w", t.tid, e)
+	}
+	return nil
+}
+
+func (t *thread) setRegs(r *unix.PtraceRegs) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGS, uintptr(t.tid), 0, uintptr(unsafe.Pointer(r)), 0, 0); e != 0 {
+		return fmt.Errorf("ptrace: SETREGS %d: %w", t.tid, e)
+	}
+	return nil
+}
+
+func (t *thread) cont(req int, sig int) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, uintptr(req), uintptr(t.tid), 0, uintptr(sig), 0, 0); e != 0 {
+		return fmt.Errorf("ptrace: resuming %d: %w", t.tid, e)
+	}
+	return nil
+}
+
+// syscall runs one host syscall in a stopped stub thread by pointing it at
+// site and letting it run to the trap after the syscall instruction.
+func (t *thread) syscall(site uintptr, nr uintptr, args [6]uintptr) (uintptr, error) {
+	regs := t.initRegs
+	regs.Rip = uint64(site)
+	regs.Rax = uint64(nr)
+	regs.Orig_rax = ^uint64(0)
+	regs.Rdi, regs.Rsi, regs.Rdx = uint64(args[0]), uint64(args[1]), uint64(args[2])
+	regs.R10, regs.R8, regs.R9 = uint64(args[3]), uint64(args[4]), uint64(args[5])
+	if err := t.setRegs(&regs); err != nil {
+		return 0, err
+	}
+	for {
+		if err := t.cont(unix.PTRACE_CONT, 0); err != nil {
+			return 0, err
+		}
+		status, err := t.wait()
+		if err != nil {
+			return 0, err
+		}
+		if status.Stopped() && status.StopSignal() == unix.SIGTRAP && status.TrapCause() <= 0 {
+			break
+		}
+		// A stale interrupt signal or a ptrace event: let it go.
+	}
+	if err := t.getRegs(&regs); err != nil {
+		return 0, err
+	}
+	return uintptr(regs.Rax), nil
+}
+
+func ptraceSetOptions(tid int32, opts int) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETOPTIONS, uintptr(tid), 0, uintptr(opts), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+const ntX86XState = 0x202
+
+func getXState(tid int32, buf []byte) (int, error) {
+	iov := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGSET, uintptr(tid), ntX86XState, uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 {
+		return 0, e
+	}
+	return int(iov.Len), nil
+}
+
+func setXState(tid int32, buf []byte) error {
+	iov := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(tid), ntX86XState, uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// context runs one application thread.
+type context struct {
+	p *Platform
+	// running is the tid of the stub thread while application code runs,
+	// else 0; interrupted is set by Interrupt.
+	running     atomic.Int32
+	tgid        atomic.Int32
+	interrupted atomic.Bool
+	regs        unix.PtraceRegs
+}
+
+// NewContext implements platform.Platform.
+func (p *Platform) NewContext() platform.Context { return &context{p: p} }
+
+// interruptSignal is sent to a running stub thread to make it stop; the
+// stop is reported to its tracer and the signal discarded.
+const interruptSignal = unix.SIGCHLD
+
+// Interrupt implements platform.Context.
+func (c *context) Interrupt() {
+	c.interrupted.Store(true)
+	if tid := c.running.Load(); tid != 0 {
+		unix.Tgkill(int(c.tgid.Load()), int(tid), interruptSignal)
+	}
+}
+
+// Release implements platform.Context.
+func (c *context) Release() {}
+
+// fitFP sizes an FP image to the host's XSAVE length.
+func (c *context) fitFP(ac *arch.Context) {
+	if len(ac.FP) != c.p.xsaveLen {
+		fp := make([]byte, c.p.xsaveLen)
+		copy(fp, ac.FP)
+		ac.FP = fp
+	}
+}
+
+// PullFullState implements platform.Context.
+func (c *context) PullFullState(as platform.AddressSpace, ac *arch.Context) error {
+	if ac.FPValid {
+		return nil
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t, err := as.(*subprocess).current()
+	if err != nil {
+		return err
+	}
+	c.fitFP(ac)
+	if _, err := getXState(t.tid, ac.FP); err != nil {
+		return fmt.Errorf("ptrace: reading FP state: %w", err)
+	}
+	ac.FPValid = true
+	return nil
+}
+
+// Switch implements platform.Context. The caller's goroutine is locked to
+// its OS thread (it is the tracer of the stub thread used).
+func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.SignalInfo, hostarch.AccessType, error) {
+	if c.interrupted.Swap(false) {
+		return nil, hostarch.NoAccess, platform.ErrContextInterrupt
+	}
+	s := as.(*subprocess)
+	t, err := s.current()
+	if err != nil {
+		return nil, hostarch.NoAccess, err
+	}
+	if ac.FPDirty {
+		c.fitFP(ac)
+		if err := setXState(t.tid, ac.FP); err != nil {
+			return nil, hostarch.NoAccess, fmt.Errorf("ptrace: writing FP state: %w", err)
+		}
+		ac.FPDirty = false
+		ac.FPValid = true
+	}
+	c.regs = ac.Regs
+	c.regs.Orig_rax = ^uint64(0) // never let the host restart anything
+	if err := t.setRegs(&c.regs); err != nil {
+		return nil, hostarch.NoAccess, err
+	}
+	c.tgid.Store(t.tgid)
+	c.running.Store(t.tid)
+	defer c.running.Store(0)
+	if c.interrupted.Swap(false) {
+		return nil, hostarch.NoAccess, platform.ErrContextInterrupt
+	}
+	ac.FPValid = false
+	for {
+		if err := t.cont(unix.PTRACE_SYSEMU, 0); err != nil {
+			return nil, hostarch.NoAccess, platform.ErrContextDead
+		}
+		status, err := t.wait()
+		if err != nil {
+			return nil, hostarch.NoAccess, platform.ErrContextDead
+		}
+		if !status.Stopped() {
+			continue
+		}
+		sig := status.StopSignal()
+		if sig == unix.SIGTRAP|0x80 {
+			if err := t.getRegs(&ac.Regs); err != nil {
+				return nil, hostarch.NoAccess, err
+			}
+			return nil, hostarch.NoAccess, nil
+		}
+		if status.TrapCause() > 0 {
+			// A ptrace event stop (PTRACE_INTERRUPT leftovers): resume.
+			continue
+		}
+		switch sig {
+		case interruptSignal:
+			if c.interrupted.Swap(false) {
+				if err := t.getRegs(&ac.Regs); err != nil {
+					return nil, hostarch.NoAccess, err
+				}
+				return nil, hostarch.NoAccess, platform.ErrContextInterrupt
+			}
+			// Stale: the interrupt was consumed already.
+			continue
+		case unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP:
+			info := &arch.SignalInfo{}
+			if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(t.tid), 0, uintptr(unsafe.Pointer(info)), 0, 0); e != 0 {
+				return nil, hostarch.NoAccess, fmt.Errorf("ptrace: GETSIGINFO: %w", e)
+			}
+			if err := t.getRegs(&ac.Regs); err != nil {
+				return nil, hostarch.NoAccess, err
+			}
+			at := hostarch.NoAccess
+			if sig == unix.SIGSEGV && hostarch.Addr(ac.Regs.Rip) == info.Addr() {
+				at = hostarch.Execute
+			}
+			return info, at, platform.ErrContextSignal
+		default:
+			// Signals from outside (the host cannot reach a stub but from
+			// the sentry's namespace): ignore them.
+			continue
+		}
+	}
+}
