@@ -1,0 +1,720 @@
+package gofer
+
+import (
+	"encoding/binary"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/gofer/proto"
+)
+
+// Sizes the gofer enforces on what the sentry sends, from Linux's limits.
+const (
+	xattrNameMax = 255      // XATTR_NAME_MAX
+	xattrSizeMax = 64 << 10 // XATTR_SIZE_MAX
+	pathMax      = 4096     // PATH_MAX, counting the NUL
+	// readdirBudget bounds the names one Readdir response carries, well
+	// under proto.MaxMessageSize.
+	readdirBudget = 48 << 10
+	// userXattrPrefix is the only xattr namespace served: trusted.* and
+	// security.* (file capabilities, LSM labels) would let the sandbox
+	// grant itself privilege on the host.
+	userXattrPrefix = "user."
+)
+
+func handleResp(h uint32, attr *proto.Attr) *proto.Response {
+	return &proto.Response{Result: &proto.Response_Handle{Handle: &proto.HandleResp{Handle: h, Attr: attr}}}
+}
+
+func emptyResp() *proto.Response {
+	return &proto.Response{Result: &proto.Response_Empty{Empty: &proto.Empty{}}}
+}
+
+func (s *session) walk(r *proto.WalkReq) (*proto.Response, error) {
+	dir, err := s.getDir(r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	name, err := checkName(r.Name)
+	if err != nil {
+		return nil, err
+	}
+	return s.addChild(dir, name)
+}
+
+// reopen opens the file n holds with real access, through procFD: the
+// magic link names exactly n's inode, whatever its path is now.
+func (s *session) reopen(n *node, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(s.procFD, procName(n.fd), flags|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func (s *session) open(r *proto.OpenReq) (*proto.Response, []int, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, nil, err
+	}
+	acc := int(r.Flags & unix.O_ACCMODE)
+	trunc := r.Flags&unix.O_TRUNC != 0
+	if acc == unix.O_ACCMODE {
+		return nil, nil, unix.EINVAL
+	}
+	if acc != unix.O_RDONLY || trunc {
+		if err := s.mutating(); err != nil {
+			return nil, nil, err
+		}
+	}
+	var flags int
+	switch n.ftype {
+	case unix.S_IFREG:
+		flags = acc | unix.O_LARGEFILE
+		if trunc {
+			flags |= unix.O_TRUNC
+		}
+	case unix.S_IFDIR:
+		if acc != unix.O_RDONLY || trunc {
+			return nil, nil, unix.EISDIR
+		}
+		flags = unix.O_RDONLY | unix.O_DIRECTORY
+	case unix.S_IFLNK:
+		return nil, nil, unix.ELOOP
+	default:
+		// FIFOs, sockets and devices are the sentry's to implement; a host
+		// one is never handed out.
+		return nil, nil, unix.ENXIO
+	}
+	fd, err := s.reopen(n, flags)
+	if err != nil {
+		return nil, nil, err
+	}
+	attr, _, err := statFD(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	return &proto.Response{Result: &proto.Response_Open{Open: &proto.OpenResp{Attr: attr}}}, []int{fd}, nil
+}
+
+func (s *session) stat(r *proto.StatReq) (*proto.Response, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, err
+	}
+	attr, _, err := statFD(n.fd)
+	if err != nil {
+		return nil, err
+	}
+	return &proto.Response{Result: &proto.Response_Stat{Stat: &proto.StatResp{Attr: attr}}}, nil
+}
+
+func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
+	n, err := s.getDir(r.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if r.Cookie < 0 {
+		return nil, unix.EINVAL
+	}
+	fd, err := unix.Openat(n.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Seek(fd, r.Cookie, 0); err != nil {
+		return nil, err
+	}
+	var (
+		out    []*proto.Dirent
+		budget = readdirBudget
+		buf    = make([]byte, 32<<10)
+	)
+	for {
+		nb, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if nb == 0 {
+			break
+		}
+		full := false
+		for b := buf[:nb]; len(b) >= 19; {
+			reclen := int(binary.LittleEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return nil, unix.EIO
+			}
+			ino := binary.LittleEndian.Uint64(b[0:8])
+			off := int64(binary.LittleEndian.Uint64(b[8:16]))
+			typ := b[18]
+			name := b[19:reclen]
+			if i := indexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			if string(name) == "." || string(name) == ".." {
+				continue
+			}
+			cost := len(name) + 32
+			if cost > budget {
+				full = true
+				break
+			}
+			budget -= cost
+			out = append(out, &proto.Dirent{Name: append([]byte(nil), name...), Ino: ino, Type: uint32(typ), Cookie: off})
+		}
+		if full {
+			break
+		}
+	}
+	return &proto.Response{Result: &proto.Response_Readdir{Readdir: &proto.ReaddirResp{Entries: out}}}, nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *session) readlink(r *proto.ReadlinkReq) (*proto.Response, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, err
+	}
+	if n.ftype != unix.S_IFLNK {
+		return nil, unix.EINVAL
+	}
+	buf := make([]byte, pathMax)
+	nb, err := unix.Readlinkat(n.fd, "", buf)
+	if err != nil {
+		return nil, err
+	}
+	return &proto.Response{Result: &proto.Response_Readlink{Readlink: &proto.ReadlinkResp{Target: buf[:nb]}}}, nil
+}
+
+// own gives a file the sentry just created its owner, then restores the
+// setuid/setgid bits chown cleared. On failure the caller removes the file.
+func (s *session) own(fd int, uid, gid, mode uint32, ftype uint32) error {
+	if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	if ftype != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID|unix.S_ISVTX) != 0 {
+		return unix.Fchmodat(s.procFD, procName(fd), mode&0o7777, 0)
+	}
+	return nil
+}
+
+// finishCreate takes the O_PATH handle of the new child name of dir, sets
+// its owner, and returns a HandleResp. On failure it removes the child.
+func (s *session) finishCreate(dir *node, name string, uid, gid, mode, want uint32) (*proto.Response, error) {
+	undo := func() {
+		flag := 0
+		if want == unix.S_IFDIR {
+			flag = unix.AT_REMOVEDIR
+		}
+		unix.Unlinkat(dir.fd, name, flag)
+	}
+	fd, err := lookup(dir, name)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	_, ftype, err := statFD(fd)
+	if err == nil && ftype != want {
+		// Replaced between creation and lookup: not ours to touch.
+		unix.Close(fd)
+		return nil, unix.EIO
+	}
+	if err == nil {
+		err = s.own(fd, uid, gid, mode, ftype)
+	}
+	var attr *proto.Attr
+	if err == nil {
+		attr, _, err = statFD(fd)
+	}
+	if err != nil {
+		unix.Close(fd)
+		undo()
+		return nil, err
+	}
+	h, err := s.add(fd, ftype)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	return handleResp(h, attr), nil
+}
+
+// mutableDir checks that the connection may mutate and returns the
+// directory r names with a checked component.
+func (s *session) mutableDir(h uint32, rawName []byte) (*node, string, error) {
+	dir, err := s.getDir(h)
+	if err != nil {
+		return nil, "", err
+	}
+	name, err := checkName(rawName)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.mutating(); err != nil {
+		return nil, "", err
+	}
+	return dir, name, nil
+}
+
+func (s *session) create(r *proto.CreateReq) (*proto.Response, []int, error) {
+	dir, name, err := s.mutableDir(r.Dir, r.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	acc := int(r.Flags & unix.O_ACCMODE)
+	if acc == unix.O_ACCMODE {
+		return nil, nil, unix.EINVAL
+	}
+	mode := r.Mode & 0o7777
+	fd, err := unix.Openat(dir.fd, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_LARGEFILE|acc, mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Own the file through the open FD, which cannot have been swapped.
+	if err := unix.Fchown(fd, int(r.Uid), int(r.Gid)); err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dir.fd, name, 0)
+		return nil, nil, err
+	}
+	if mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			unix.Close(fd)
+			unix.Unlinkat(dir.fd, name, 0)
+			return nil, nil, err
+		}
+	}
+	pfd, err := unix.Openat(s.procFD, procName(fd), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dir.fd, name, 0)
+		return nil, nil, err
+	}
+	attr, _, err := statFD(fd)
+	if err != nil {
+		unix.Close(fd)
+		unix.Close(pfd)
+		unix.Unlinkat(dir.fd, name, 0)
+		return nil, nil, err
+	}
+	h, err := s.add(pfd, unix.S_IFREG)
+	if err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dir.fd, name, 0)
+		return nil, nil, err
+	}
+	return handleResp(h, attr), []int{fd}, nil
+}
+
+func (s *session) mkdir(r *proto.MkdirReq) (*proto.Response, error) {
+	dir, name, err := s.mutableDir(r.Dir, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	mode := r.Mode & 0o7777
+	if err := unix.Mkdirat(dir.fd, name, mode); err != nil {
+		return nil, err
+	}
+	return s.finishCreate(dir, name, r.Uid, r.Gid, mode, unix.S_IFDIR)
+}
+
+func (s *session) mknod(r *proto.MknodReq) (*proto.Response, error) {
+	dir, name, err := s.mutableDir(r.Dir, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	ftype := r.Mode & unix.S_IFMT
+	if ftype != unix.S_IFIFO && ftype != unix.S_IFSOCK {
+		// Device nodes are never made on the host for the sandbox.
+		return nil, unix.EPERM
+	}
+	mode := r.Mode & 0o7777
+	if err := unix.Mknodat(dir.fd, name, ftype|mode, 0); err != nil {
+		return nil, err
+	}
+	return s.finishCreate(dir, name, r.Uid, r.Gid, mode, ftype)
+}
+
+func (s *session) symlink(r *proto.SymlinkReq) (*proto.Response, error) {
+	dir, name, err := s.mutableDir(r.Dir, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(r.Target) == 0:
+		return nil, unix.ENOENT
+	case len(r.Target) >= pathMax:
+		return nil, unix.ENAMETOOLONG
+	case indexByte(r.Target, 0) >= 0:
+		return nil, unix.EINVAL
+	}
+	// The target is stored, never resolved by the gofer.
+	if err := unix.Symlinkat(string(r.Target), dir.fd, name); err != nil {
+		return nil, err
+	}
+	return s.finishCreate(dir, name, r.Uid, r.Gid, 0o777, unix.S_IFLNK)
+}
+
+func (s *session) link(r *proto.LinkReq) (*proto.Response, error) {
+	dir, name, err := s.mutableDir(r.Dir, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	target, err := s.get(r.Target)
+	if err != nil {
+		return nil, err
+	}
+	if target.ftype == unix.S_IFDIR {
+		return nil, unix.EPERM
+	}
+	err = unix.Linkat(target.fd, "", dir.fd, name, unix.AT_EMPTY_PATH)
+	if err == unix.ENOENT || err == unix.EPERM {
+		// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the magic link does
+		// not, and names the same inode.
+		err = unix.Linkat(s.procFD, procName(target.fd), dir.fd, name, unix.AT_SYMLINK_FOLLOW)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return emptyResp(), nil
+}
+
+func (s *session) unlink(r *proto.UnlinkReq) (*proto.Response, error) {
+	dir, name, err := s.mutableDir(r.Dir, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Unlinkat(dir.fd, name, 0); err != nil {
+		return nil, err
+	}
+	return emptyResp(), nil
+}
+
+func (s *session) rmdir(r *proto.RmdirReq) (*proto.Response, error) {
+	dir, name, err := s.mutableDir(r.Dir, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Unlinkat(dir.fd, name, unix.AT_REMOVEDIR); err != nil {
+		return nil, err
+	}
+	return emptyResp(), nil
+}
+
+func (s *session) rename(r *proto.RenameReq) (*proto.Response, error) {
+	oldDir, oldName, err := s.mutableDir(r.OldDir, r.OldName)
+	if err != nil {
+		return nil, err
+	}
+	newDir, newName, err := s.mutableDir(r.NewDir, r.NewName)
+	if err != nil {
+		return nil, err
+	}
+	if r.Flags&^(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE) != 0 ||
+		r.Flags == unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE {
+		return nil, unix.EINVAL
+	}
+	if err := unix.Renameat2(oldDir.fd, oldName, newDir.fd, newName, uint(r.Flags)); err != nil {
+		return nil, err
+	}
+	return emptyResp(), nil
+}
+
+// validTime checks a SetStat timestamp the way utimensat(2) does.
+func validTime(t *proto.Timespec) error {
+	if t == nil {
+		return unix.EINVAL
+	}
+	if t.Nsec == unix.UTIME_NOW || t.Nsec == unix.UTIME_OMIT {
+		return nil
+	}
+	if t.Nsec < 0 || t.Nsec > 999999999 {
+		return unix.EINVAL
+	}
+	return nil
+}
+
+func (s *session) setStat(r *proto.SetStatReq) (*proto.Response, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, err
+	}
+	const all = proto.SetStatMode | proto.SetStatUID | proto.SetStatGID | proto.SetStatSize | proto.SetStatAtime | proto.SetStatMtime
+	if r.Mask&^all != 0 {
+		return nil, unix.EINVAL
+	}
+	if r.Mask == 0 {
+		return emptyResp(), nil
+	}
+	if err := s.mutating(); err != nil {
+		return nil, err
+	}
+	// Validate everything before changing anything.
+	if r.Mask&proto.SetStatSize != 0 {
+		switch {
+		case n.ftype == unix.S_IFDIR:
+			return nil, unix.EISDIR
+		case n.ftype != unix.S_IFREG:
+			return nil, unix.EINVAL
+		case r.Size < 0:
+			return nil, unix.EINVAL
+		}
+	}
+	if r.Mask&proto.SetStatMode != 0 && n.ftype == unix.S_IFLNK {
+		return nil, unix.EOPNOTSUPP
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+	if r.Mask&proto.SetStatAtime != 0 {
+		if err := validTime(r.Atime); err != nil {
+			return nil, err
+		}
+		ts[0] = unix.Timespec{Sec: r.Atime.Sec, Nsec: r.Atime.Nsec}
+	}
+	if r.Mask&proto.SetStatMtime != 0 {
+		if err := validTime(r.Mtime); err != nil {
+			return nil, err
+		}
+		ts[1] = unix.Timespec{Sec: r.Mtime.Sec, Nsec: r.Mtime.Nsec}
+	}
+
+	// Owner first: chown clears setuid/setgid, which a mode given in the
+	// same call then sets again, as one setattr would leave them.
+	if r.Mask&(proto.SetStatUID|proto.SetStatGID) != 0 {
+		uid, gid := -1, -1
+		if r.Mask&proto.SetStatUID != 0 {
+			uid = int(r.Uid)
+		}
+		if r.Mask&proto.SetStatGID != 0 {
+			gid = int(r.Gid)
+		}
+		if err := unix.Fchownat(n.fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, err
+		}
+	}
+	if r.Mask&proto.SetStatMode != 0 {
+		if err := unix.Fchmodat(s.procFD, procName(n.fd), r.Mode&0o7777, 0); err != nil {
+			return nil, err
+		}
+	}
+	if r.Mask&proto.SetStatSize != 0 {
+		fd, err := s.reopen(n, unix.O_WRONLY|unix.O_LARGEFILE)
+		if err != nil {
+			return nil, err
+		}
+		err = unix.Ftruncate(fd, r.Size)
+		unix.Close(fd)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if r.Mask&(proto.SetStatAtime|proto.SetStatMtime) != 0 {
+		if err := s.utimes(n, ts); err != nil {
+			return nil, err
+		}
+	}
+	return emptyResp(), nil
+}
+
+// utimes sets n's times without following a symlink n is.
+func (s *session) utimes(n *node, ts []unix.Timespec) error {
+	err := unix.UtimesNanoAt(n.fd, "", ts, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.EINVAL || err == unix.ENOENT {
+		if n.ftype == unix.S_IFLNK {
+			return unix.EOPNOTSUPP
+		}
+		// Kernels without AT_EMPTY_PATH here: go through the magic link.
+		err = unix.UtimesNanoAt(s.procFD, procName(n.fd), ts, 0)
+	}
+	return err
+}
+
+// checkXattrName allows only user.* names of legal length.
+func checkXattrName(raw []byte) (string, error) {
+	name := string(raw)
+	if len(name) == 0 || len(name) > xattrNameMax {
+		return "", unix.ERANGE
+	}
+	if indexByte(raw, 0) >= 0 {
+		return "", unix.EINVAL
+	}
+	if !strings.HasPrefix(name, userXattrPrefix) || len(name) == len(userXattrPrefix) {
+		return "", unix.EOPNOTSUPP
+	}
+	return name, nil
+}
+
+// xattrFD opens n for an f*xattr call. Only regular files and directories
+// carry user.* xattrs on Linux.
+func (s *session) xattrFD(n *node) (int, error) {
+	flags := unix.O_RDONLY | unix.O_NONBLOCK
+	switch n.ftype {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		flags |= unix.O_DIRECTORY
+	default:
+		return -1, unix.EPERM
+	}
+	return s.reopen(n, flags)
+}
+
+func (s *session) setxattr(r *proto.SetxattrReq) (*proto.Response, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, err
+	}
+	name, err := checkXattrName(r.Name)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Value) > xattrSizeMax {
+		return nil, unix.E2BIG
+	}
+	if r.Flags&^(unix.XATTR_CREATE|unix.XATTR_REPLACE) != 0 {
+		return nil, unix.EINVAL
+	}
+	if err := s.mutating(); err != nil {
+		return nil, err
+	}
+	fd, err := s.xattrFD(n)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsetxattr(fd, name, r.Value, int(r.Flags)); err != nil {
+		return nil, err
+	}
+	return emptyResp(), nil
+}
+
+func (s *session) getxattr(r *proto.GetxattrReq) (*proto.Response, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, err
+	}
+	name, err := checkXattrName(r.Name)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := s.xattrFD(n)
+	if err == unix.EPERM {
+		return nil, unix.ENODATA
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, xattrSizeMax)
+	nb, err := unix.Fgetxattr(fd, name, buf)
+	if err != nil {
+		return nil, err
+	}
+	return &proto.Response{Result: &proto.Response_Getxattr{Getxattr: &proto.GetxattrResp{Value: buf[:nb]}}}, nil
+}
+
+func (s *session) listxattr(r *proto.ListxattrReq) (*proto.Response, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, err
+	}
+	resp := &proto.ListxattrResp{}
+	fd, err := s.xattrFD(n)
+	if err == unix.EPERM {
+		return &proto.Response{Result: &proto.Response_Listxattr{Listxattr: resp}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, xattrSizeMax)
+	nb, err := unix.Flistxattr(fd, buf)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range strings.Split(string(buf[:nb]), "\x00") {
+		// Other namespaces are not served, so they are not listed.
+		if strings.HasPrefix(name, userXattrPrefix) {
+			resp.Names = append(resp.Names, []byte(name))
+		}
+	}
+	return &proto.Response{Result: &proto.Response_Listxattr{Listxattr: resp}}, nil
+}
+
+func (s *session) removexattr(r *proto.RemovexattrReq) (*proto.Response, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, err
+	}
+	name, err := checkXattrName(r.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mutating(); err != nil {
+		return nil, err
+	}
+	fd, err := s.xattrFD(n)
+	if err == unix.EPERM {
+		return nil, unix.ENODATA
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fremovexattr(fd, name); err != nil {
+		return nil, err
+	}
+	return emptyResp(), nil
+}
+
+func (s *session) close(r *proto.CloseReq) (*proto.Response, error) {
+	var err error
+	for _, h := range r.Handles {
+		n, ok := s.handles[h]
+		if !ok {
+			err = unix.EBADF
+			continue
+		}
+		unix.Close(n.fd)
+		delete(s.handles, h)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return emptyResp(), nil
+}
+
+func (s *session) statFS(r *proto.StatFSReq) (*proto.Response, error) {
+	n, err := s.get(r.Handle)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(n.fd, &st); err != nil {
+		return nil, err
+	}
+	return &proto.Response{Result: &proto.Response_StatFs{StatFs: &proto.StatFSResp{
+		Type:    st.Type,
+		Bsize:   st.Bsize,
+		Blocks:  st.Blocks,
+		Bfree:   st.Bfree,
+		Bavail:  st.Bavail,
+		Files:   st.Files,
+		Ffree:   st.Ffree,
+		Namelen: st.Namelen,
+		Frsize:  st.Frsize,
+		Flags:   st.Flags,
+	}}}, nil
+}
