@@ -1,0 +1,12 @@
+package cmd
+
+import (
+	"flag"
+	"io"
+)
+
+func newDiscardFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("runsc", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}

@@ -1,0 +1,390 @@
+// Package sandbox owns the processes of one sandbox as seen from the runsc
+// CLI: it starts the gofer and the sentry (`runsc gofer`, `runsc boot`, both
+// re-executions of runsc itself), hands them their sockets, stdio and
+// arguments, forwards signals to the sentry, waits for it, and makes sure
+// nothing outlives it.
+//
+// The sentry is started in new mount, PID, IPC, UTS and network
+// namespaces, in its own session (so a terminal's job-control signals reach
+// only runsc, which forwards them), with PR_SET_PDEATHSIG so that it dies
+// with runsc. Its arguments travel as JSON on an inherited pipe (see
+// EncodeArgs), which keeps the application's argv and environment out of
+// the host's process listing and free of argv size limits.
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/gofer"
+	"github.com/veil-sandbox/veil/runsc/boot"
+	"github.com/veil-sandbox/veil/runsc/config"
+)
+
+// Inherited FD numbers in `runsc boot`: exec.Cmd.ExtraFiles start at 3.
+const (
+	// BootArgsFD carries the JSON-encoded boot.Args, then EOF.
+	BootArgsFD = 3
+	// bootStdioFD is the first of the application's stdin, stdout, stderr.
+	bootStdioFD = 4
+	// bootGoferFD is the first gofer socket (the root's).
+	bootGoferFD = 7
+)
+
+// Inherited FD numbers in `runsc gofer`.
+const (
+	// GoferArgsFD carries the JSON-encoded GoferArgs, then EOF.
+	GoferArgsFD = 3
+	// goferMountFD is the first mount socket.
+	goferMountFD = 4
+)
+
+// GoferMount is one directory the gofer serves on one socket.
+type GoferMount struct {
+	// Source is the host directory (for the root: the rootfs).
+	Source string
+	// ReadOnly makes the gofer refuse every change with EROFS.
+	ReadOnly bool
+	// FD is the socket's FD number in the gofer.
+	FD int
+}
+
+// GoferArgs is what `runsc gofer` reads from GoferArgsFD.
+type GoferArgs struct {
+	Mounts []GoferMount
+}
+
+// Options describe the sandbox to start.
+type Options struct {
+	// Args is the sentry's configuration; runsc fills in the FD fields,
+	// Platform, Strace, Debug and Overlay itself.
+	Args boot.Args
+	// RootDir is the host directory served as the container's root.
+	RootDir string
+	// Stdio are the application's stdin, stdout and stderr.
+	Stdio [3]*os.File
+	// ID names the sandbox in log file names ("" for runsc do).
+	ID string
+}
+
+// Sandbox is a started sandbox. Its methods are safe for one goroutine.
+type Sandbox struct {
+	conf  *config.Config
+	gofer *exec.Cmd
+	boot  *exec.Cmd
+}
+
+// executable is what runsc re-executes as gofer and sentry. Tests point it
+// at a test binary.
+var executable = "/proc/self/exe"
+
+// Start starts the gofer and the sentry. On error nothing is left running.
+func Start(conf *config.Config, opts *Options) (_ *Sandbox, err error) {
+	s := &Sandbox{conf: conf}
+	defer func() {
+		if err != nil {
+			s.kill()
+		}
+	}()
+
+	// One socket pair per gofer-served mount: only the root for now. With
+	// an overlay, the container's writes land in the overlay's upper
+	// layer, so the gofer never needs to change the host's rootfs.
+	rootRO := opts.Args.RootReadOnly || conf.Overlay != "none"
+	gmounts := []GoferMount{{Source: opts.RootDir, ReadOnly: rootRO}}
+	var sentryEnds, goferEnds []*os.File
+	defer func() {
+		// The children hold their own copies once started.
+		for _, f := range append(sentryEnds, goferEnds...) {
+			f.Close()
+		}
+	}()
+	for i := range gmounts {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("creating gofer socket: %w", err)
+		}
+		sentryEnds = append(sentryEnds, os.NewFile(uintptr(fds[0]), "gofer-sentry-end"))
+		goferEnds = append(goferEnds, os.NewFile(uintptr(fds[1]), "gofer-gofer-end"))
+		gmounts[i].FD = goferMountFD + i
+	}
+
+	if err := s.startGofer(&GoferArgs{Mounts: gmounts}, goferEnds); err != nil {
+		return nil, err
+	}
+
+	args := opts.Args
+	args.Platform = conf.Platform
+	args.Strace = conf.Strace
+	args.Overlay = conf.Overlay
+	// Debug output of the sentry goes only to --debug-log; without it,
+	// errors still reach runsc's stderr but debug chatter is dropped.
+	args.Debug = conf.Debug && conf.DebugLogDir != ""
+	args.StdioFDs = [3]int{bootStdioFD, bootStdioFD + 1, bootStdioFD + 2}
+	args.GoferFDs = nil
+	for i := range sentryEnds {
+		args.GoferFDs = append(args.GoferFDs, bootGoferFD+i)
+	}
+	files := []*os.File{nil /* args pipe */}
+	for _, f := range opts.Stdio {
+		if f == nil {
+			return nil, errors.New("sandbox: missing stdio file")
+		}
+		files = append(files, f)
+	}
+	files = append(files, sentryEnds...)
+	if err := s.startBoot(&args, files); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// childFlags are the global flags passed on to a re-executed runsc. The
+// children log to their stderr, not to runsc's --log, and log debug output
+// only when it has somewhere of its own to go (--debug-log).
+func (s *Sandbox) childFlags() []string {
+	c := *s.conf
+	c.LogFile = ""
+	if c.DebugLogDir == "" {
+		c.Debug = false
+	}
+	return c.Flags()
+}
+
+// logFile opens the stderr of a child: a file in --debug-log (renamed to
+// carry the child's PID once it is known, see nameLog), else runsc's own
+// stderr.
+func (s *Sandbox) logFile(component string) (*os.File, error) {
+	if s.conf.DebugLogDir == "" {
+		return os.Stderr, nil
+	}
+	if err := os.MkdirAll(s.conf.DebugLogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("--debug-log: %w", err)
+	}
+	name := filepath.Join(s.conf.DebugLogDir, fmt.Sprintf("runsc.%s.starting.%d.%d.log", component, os.Getpid(), time.Now().UnixNano()))
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-log: %w", err)
+	}
+	return f, nil
+}
+
+// nameLog gives a started child's log its final name: one file per
+// component and PID.
+func (s *Sandbox) nameLog(f *os.File, component string, pid int) {
+	if f == os.Stderr {
+		return
+	}
+	final := filepath.Join(s.conf.DebugLogDir, fmt.Sprintf("runsc.%s.%d.log", component, pid))
+	_ = os.Rename(f.Name(), final)
+	f.Close()
+}
+
+func (s *Sandbox) startGofer(ga *GoferArgs, socks []*os.File) error {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("starting gofer: %w", err)
+	}
+	defer rd.Close()
+	logf, err := s.logFile("gofer")
+	if err != nil {
+		wr.Close()
+		return err
+	}
+	cmd := exec.Command(executable)
+	cmd.Args = append(append([]string{"runsc"}, s.childFlags()...), "gofer", "--args-fd="+strconv.Itoa(GoferArgsFD))
+	cmd.Env = childEnv()
+	if s.conf.DebugSeccompLog {
+		cmd.Env = append(cmd.Env, gofer.SeccompLogEnv+"=1")
+	}
+	cmd.ExtraFiles = append([]*os.File{rd}, socks...)
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// gofer.Confine needs a mount namespace of its own.
+		Cloneflags: gofer.CloneFlags,
+		Setsid:     true,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		wr.Close()
+		if logf != os.Stderr {
+			os.Remove(logf.Name())
+			logf.Close()
+		}
+		return startError("gofer", err)
+	}
+	s.gofer = cmd
+	s.nameLog(logf, "gofer", cmd.Process.Pid)
+	return sendJSON(wr, ga, "gofer")
+}
+
+func (s *Sandbox) startBoot(args *boot.Args, files []*os.File) error {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("starting sentry: %w", err)
+	}
+	defer rd.Close()
+	files[0] = rd
+	logf, err := s.logFile("boot")
+	if err != nil {
+		wr.Close()
+		return err
+	}
+	cmd := exec.Command(executable)
+	cmd.Args = append(append([]string{"runsc"}, s.childFlags()...), "boot", "--args-fd="+strconv.Itoa(BootArgsFD))
+	cmd.Env = childEnv()
+	cmd.ExtraFiles = files
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC |
+			syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
+		// A session of its own: terminal-generated signals go to runsc
+		// only (which forwards them once), and the host TTY is not the
+		// sentry's controlling terminal, so reading it never stops it.
+		Setsid:    true,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		wr.Close()
+		if logf != os.Stderr {
+			os.Remove(logf.Name())
+			logf.Close()
+		}
+		return startError("sentry", err)
+	}
+	s.boot = cmd
+	s.nameLog(logf, "boot", cmd.Process.Pid)
+	return sendJSON(wr, args, "sentry")
+}
+
+// childEnv is the environment of the gofer and the sentry: runsc's own
+// (the application's is in boot.Args), with the Go runtime's periodic
+// GOMAXPROCS re-evaluation off, as it would read cgroup files and make
+// calls the confined processes have no business making.
+func childEnv() []string {
+	return append(os.Environ(), "GODEBUG="+godebug())
+}
+
+func godebug() string {
+	if v := os.Getenv("GODEBUG"); v != "" {
+		return v + ",updatemaxprocs=0"
+	}
+	return "updatemaxprocs=0"
+}
+
+func startError(what string, err error) error {
+	if errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("starting %s: %w (creating namespaces needs root)", what, err)
+	}
+	return fmt.Errorf("starting %s: %w", what, err)
+}
+
+// sendJSON writes v to w and closes it. A child that died before reading
+// shows up as EPIPE here and, more usefully, in its exit status.
+func sendJSON(w io.WriteCloser, v any, who string) error {
+	err := json.NewEncoder(w).Encode(v)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sending arguments to the %s: %w", who, err)
+	}
+	return nil
+}
+
+// ForwardedSignals are the signals runsc passes on to the sentry, which
+// delivers them to the container's init.
+var ForwardedSignals = []os.Signal{
+	unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
+
+// Wait forwards ForwardedSignals to the sentry until it exits, then kills
+// and reaps the gofer. It returns the container's exit status: the
+// sentry's exit code (the sentry exits with 128+N itself when the
+// application died of signal N), or 128+N if the sentry itself was killed
+// by signal N.
+func (s *Sandbox) Wait() (int, error) {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, ForwardedSignals...)
+	defer signal.Stop(sigs)
+
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case sig := <-sigs:
+				// ESRCH just means the sentry is already gone.
+				_ = s.boot.Process.Signal(sig)
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	err := s.boot.Wait()
+	close(done)
+	wg.Wait()
+	s.stopGofer()
+
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			return 1, fmt.Errorf("waiting for the sentry: %w", err)
+		}
+	}
+	return ExitStatus(s.boot.ProcessState.Sys().(syscall.WaitStatus)), nil
+}
+
+// Signal sends sig to the sentry.
+func (s *Sandbox) Signal(sig os.Signal) error {
+	return s.boot.Process.Signal(sig)
+}
+
+// stopGofer kills and reaps the gofer. Killing rather than asking is safe:
+// the sentry, its only client, is gone.
+func (s *Sandbox) stopGofer() {
+	if s.gofer == nil {
+		return
+	}
+	_ = s.gofer.Process.Kill()
+	_ = s.gofer.Wait()
+	s.gofer = nil
+}
+
+// kill ends whatever part of the sandbox was started.
+func (s *Sandbox) kill() {
+	if s.boot != nil {
+		_ = s.boot.Process.Kill()
+		_ = s.boot.Wait()
+		s.boot = nil
+	}
+	s.stopGofer()
+}
+
+// ExitStatus maps a wait status to the shell's convention: the exit code,
+// or 128+N for death by signal N.
+func ExitStatus(ws syscall.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return 1
+}
