@@ -176,6 +176,10 @@ type SetStatOptions struct {
 	Size  uint64
 	Atime StatxTimestamp
 	Mtime StatxTimestamp
+	// TouchNow says both times are "now" (utimensat with NULL times or
+	// UTIME_NOW for both): the VFS then lets anyone with write permission
+	// do it. Filesystems ignore it.
+	TouchNow bool
 }
 
 // Statfs is struct statfs.
@@ -207,9 +211,9 @@ func (NotDir) Mkdir(context.Context, string, CreateOptions) (Inode, error) {
 func (NotDir) Symlink(context.Context, string, string, CreateOptions) (Inode, error) {
 	return nil, unix.ENOTDIR
 }
-func (NotDir) Link(context.Context, string, Inode) error           { return unix.ENOTDIR }
-func (NotDir) Unlink(context.Context, string, Inode) error         { return unix.ENOTDIR }
-func (NotDir) Rmdir(context.Context, string, Inode) error          { return unix.ENOTDIR }
+func (NotDir) Link(context.Context, string, Inode) error   { return unix.ENOTDIR }
+func (NotDir) Unlink(context.Context, string, Inode) error { return unix.ENOTDIR }
+func (NotDir) Rmdir(context.Context, string, Inode) error  { return unix.ENOTDIR }
 func (NotDir) Rename(context.Context, string, Inode, Inode, string, Inode) error {
 	return unix.ENOTDIR
 }
