@@ -32,8 +32,8 @@ func (*fakeMappable) Translate(off, length uint64, at hostarch.AccessType) ([]me
 }
 func (*fakeMappable) AddMapping(memmap.MappingSpace, hostarch.AddrRange, uint64, bool)    {}
 func (*fakeMappable) RemoveMapping(memmap.MappingSpace, hostarch.AddrRange, uint64, bool) {}
-func (m *fakeMappable) IncRef()                                                          { m.refs++ }
-func (m *fakeMappable) DecRef()                                                          { m.refs-- }
+func (m *fakeMappable) IncRef()                                                           { m.refs++ }
+func (m *fakeMappable) DecRef()                                                           { m.refs-- }
 
 type fakeVMA struct {
 	start, end hostarch.Addr
