@@ -202,12 +202,14 @@ func (s *session) readlink(r *proto.ReadlinkReq) (*proto.Response, error) {
 }
 
 // own gives a file the sentry just created its owner, then restores the
-// setuid/setgid bits chown cleared. On failure the caller removes the file.
+// exact mode asked for. On failure the caller removes the file.
 func (s *session) own(fd int, uid, gid, mode uint32, ftype uint32) error {
 	if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}
-	if ftype != unix.S_IFLNK && mode&(unix.S_ISUID|unix.S_ISGID|unix.S_ISVTX) != 0 {
+	// Always set the mode: the gofer's umask must not apply, and chown
+	// cleared setuid/setgid.
+	if ftype != unix.S_IFLNK {
 		return unix.Fchmodat(s.procFD, procName(fd), mode&0o7777, 0)
 	}
 	return nil
@@ -291,7 +293,8 @@ func (s *session) create(r *proto.CreateReq) (*proto.Response, []int, error) {
 		unix.Unlinkat(dir.fd, name, 0)
 		return nil, nil, err
 	}
-	if mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+	{
+		// The gofer's umask must not apply, and chown cleared setuid.
 		if err := unix.Fchmod(fd, mode); err != nil {
 			unix.Close(fd)
 			unix.Unlinkat(dir.fd, name, 0)
