@@ -45,6 +45,8 @@ func run(argv []string, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	conf := config.RegisterFlags(fs)
 	cdr := newCommander(fs)
+	// The commander's usage text would bury a bad flag's one-line error.
+	fs.Usage = func() {}
 	if err := fs.Parse(argv); err != nil {
 		if err == flag.ErrHelp {
 			cdr.Explain(stderr)
