@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"strconv"
@@ -28,6 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	switch {
+	case os.Getenv(fakeEnv) == "parent":
+		fakeParent()
 	case slices.Contains(os.Args, "boot"):
 		fakeBoot()
 	case slices.Contains(os.Args, "gofer"):
@@ -97,6 +100,28 @@ func fakeBoot() {
 	os.Exit(93)
 }
 
+// fakeParent plays runsc: it starts a sandbox whose sentry waits for a
+// signal, prints the sentry's and the gofer's PIDs, and blocks until it is
+// killed.
+func fakeParent() {
+	os.Setenv(fakeEnv, "1")
+	executable = os.Args[0]
+	conf := config.RegisterFlags(newFlagSet())
+	devnull, _ := os.Open(os.DevNull)
+	s, err := Start(conf, &Options{
+		Args:    boot.Args{Argv: []string{"signal"}, RootReadOnly: true},
+		RootDir: os.TempDir(),
+		Stdio:   [3]*os.File{devnull, devnull, os.Stderr},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(92)
+	}
+	fmt.Printf("%d %d\n", s.boot.Process.Pid, s.gofer.Process.Pid)
+	s.Wait()
+	os.Exit(91)
+}
+
 func startFake(t *testing.T, argv []string, stdout *os.File) *Sandbox {
 	t.Helper()
 	if os.Getuid() != 0 {
@@ -122,8 +147,19 @@ func startFake(t *testing.T, argv []string, stdout *os.File) *Sandbox {
 	return s
 }
 
+// gone reports whether pid has exited: no such process, or a zombie
+// waiting for whoever inherited it to reap it.
 func gone(pid int) bool {
-	return unix.Kill(pid, 0) == unix.ESRCH
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesised command name.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 func TestExitStatusPassedThrough(t *testing.T) {
@@ -210,5 +246,40 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 	_, err := Start(conf, &Options{RootDir: t.TempDir(), Stdio: [3]*os.File{os.Stdin, os.Stdout, os.Stderr}})
 	if err == nil || !strings.Contains(err.Error(), "starting gofer") {
 		t.Errorf("Start with a missing executable: %v", err)
+	}
+}
+
+// TestParentDeathKillsSandbox kills a runsc stand-in with SIGKILL and
+// expects its sentry and gofer to die with it (PR_SET_PDEATHSIG).
+func TestParentDeathKillsSandbox(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to create namespaces")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fakeEnv+"=parent")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var bootPid, goferPid int
+	if _, err := fmt.Fscan(out, &bootPid, &goferPid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("reading PIDs: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for !(gone(bootPid) && gone(goferPid)) {
+		if time.Now().After(deadline) {
+			unix.Kill(bootPid, unix.SIGKILL)
+			unix.Kill(goferPid, unix.SIGKILL)
+			t.Fatalf("sentry %d or gofer %d outlived their parent", bootPid, goferPid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
