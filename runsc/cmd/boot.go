@@ -11,12 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/runsc/boot"
-	"github.com/veil-sandbox/veil/runsc/sandbox"
 )
 
 // Boot implements `runsc boot`, the sentry. It is started only by
 // runsc/sandbox, as the init of new mount, PID, IPC, UTS and network
-// namespaces, with its boot.Args as JSON on --args-fd.
+// namespaces, with its boot.Args as JSON on --args-fd (sandbox.BootArgsFD).
 type Boot struct {
 	argsFD int
 }
@@ -80,5 +79,3 @@ func prepareSentryMounts() error {
 	}
 	return nil
 }
-
-var _ = sandbox.BootArgsFD // the FD number Boot's --args-fd receives

@@ -116,6 +116,15 @@ func Validate(spec *specs.Spec) error {
 		len(spec.Hooks.Poststart)+len(spec.Hooks.Poststop) > 0) {
 		return errors.New("hooks are not supported yet")
 	}
+	if spec.Linux != nil {
+		// The sandbox always gets namespaces of its own; joining a
+		// host's existing one would need the sentry to run inside it.
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Path != "" {
+				return fmt.Errorf("linux.namespaces: joining an existing %s namespace (%s) is not supported yet", ns.Type, ns.Path)
+			}
+		}
+	}
 	for i, m := range spec.Mounts {
 		if m.Destination == "" || !filepath.IsAbs(m.Destination) {
 			return fmt.Errorf("mounts[%d]: destination %q is not an absolute path", i, m.Destination)

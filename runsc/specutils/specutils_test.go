@@ -71,6 +71,7 @@ func TestReadSpecErrors(t *testing.T) {
 		{"bind option", strings.Replace(goodSpec, `"nosuid"`, `"rbind"`, 1), true, "bind mounts are not supported yet"},
 		{"odd mount", strings.Replace(goodSpec, `"type": "proc"`, `"type": "nfs"`, 1), true, `mount type "nfs" is not supported`},
 		{"relative dest", strings.Replace(goodSpec, `"destination": "/proc"`, `"destination": "proc"`, 1), true, "mounts[0]: destination"},
+		{"join netns", strings.Replace(goodSpec, `"hostname"`, `"linux": {"namespaces": [{"type": "network", "path": "/run/netns/x"}]}, "hostname"`, 1), true, "joining an existing network namespace"},
 		{"hooks", strings.Replace(goodSpec, `"hostname"`, `"hooks": {"prestart": [{"path": "/bin/true"}]}, "hostname"`, 1), true, "hooks are not supported yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
