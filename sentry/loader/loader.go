@@ -240,6 +240,21 @@ func (m *mapper) undo() {
 }
 
 func (m *mapper) load(args *LoadArgs, execPath string, main, interp *elfInfo, argv []string) (*LoadResult, error) {
+	st := stackArgs{
+		execFn:  args.Path,
+		argv:    argv,
+		envv:    args.Envv,
+		top:     args.StackTop,
+		size:    args.StackSize,
+		execute: main.execStack,
+		random:  args.Random,
+	}
+	nAux := len(buildAuxv(args, &loadedELF{}, main, 0))
+	layout, err := m.layoutStack(&st, nAux)
+	if err != nil {
+		return nil, err
+	}
+
 	mainLoaded, err := m.mapELF(main, etDynBase(args.MaxAddr), execPath)
 	if err != nil {
 		return nil, err
@@ -262,17 +277,8 @@ func (m *mapper) load(args *LoadArgs, execPath string, main, interp *elfInfo, ar
 		res.Entry = interpLoaded.entry
 	}
 
-	st := stackArgs{
-		execFn:  args.Path,
-		argv:    argv,
-		envv:    args.Envv,
-		top:     args.StackTop,
-		size:    args.StackSize,
-		execute: main.execStack,
-		random:  args.Random,
-	}
-	st.auxv = buildAuxv(args, mainLoaded, main, interpBase)
-	if err := m.buildStack(&st, res); err != nil {
+	auxv := buildAuxv(args, mainLoaded, main, interpBase)
+	if err := m.writeStack(&st, layout, auxv, res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -320,7 +326,7 @@ const (
 // buildAuxv returns the auxiliary vector in the order Linux writes it. The
 // addresses of the strings it points at (AT_RANDOM, AT_EXECFN, AT_PLATFORM)
 // are only known once the stack is laid out, so they are placeholders that
-// buildStack fills in.
+// writeStack fills in.
 func buildAuxv(args *LoadArgs, ml *loadedELF, main *elfInfo, interpBase hostarch.Addr) []AuxEntry {
 	var auxv []AuxEntry
 	if args.VDSOAddr != 0 {

@@ -253,6 +253,24 @@ func TestLoadStackSizes(t *testing.T) {
 	}
 }
 
+// The stack is mapped first, so a dynamically placed interpreter cannot
+// take the range a large stack limit asks for.
+func TestLoadBigStackWithInterpreter(t *testing.T) {
+	mm, fs := newFakeMM(), newFakeFS()
+	fs.files["/bin/pie"] = dynELF("/lib/ld.so")
+	fs.files["/lib/ld.so"] = interpELF()
+	args := baseArgs(mm, fs, "/bin/pie")
+	args.StackSize = 1 << 30
+	res, err := Load(args)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	stack := mm.find(res.StackPointer)
+	if base := auxMap(res.Auxv)[AT_BASE]; base >= uint64(stack.start) || stack.end-stack.start != 1<<30 {
+		t.Errorf("interpreter at %#x, stack %v-%v", base, stack.start, stack.end)
+	}
+}
+
 func TestLoadRandomSource(t *testing.T) {
 	mm, fs := newFakeMM(), newFakeFS()
 	fs.files["/p"] = staticELF()

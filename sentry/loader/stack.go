@@ -64,15 +64,22 @@ func checkArgSizes(execFn string, argv, envv []string, stackSize uint64) error {
 type stackArgs struct {
 	execFn     string
 	argv, envv []string
-	auxv       []AuxEntry
 	top        hostarch.Addr
 	size       uint64
 	execute    bool
 	random     io.Reader
 }
 
-// buildStack maps the stack and writes the initial process stack as Linux
-// lays it out, from the top down:
+// stackLayout is where everything goes on the initial stack.
+type stackLayout struct {
+	sp, argStart, envStart, envEnd     uint64
+	execFnAddr, platformAddr, randAddr uint64
+	mapStart                           hostarch.Addr
+	random                             [auxRandomSize]byte
+}
+
+// layoutStack places the initial process stack as Linux lays it out, from
+// the top down:
 //
 //	one zero word
 //	AT_EXECFN string
@@ -81,50 +88,54 @@ type stackArgs struct {
 //	AT_PLATFORM string
 //	16 AT_RANDOM bytes
 //	(padding, so that the stack pointer is 16-byte aligned)
-//	auxv pairs, ending with AT_NULL
+//	auxv pairs (nAux of them), then AT_NULL
 //	envp[], NULL
 //	argv[], NULL
 //	argc                      <- stack pointer
-func (m *mapper) buildStack(st *stackArgs, res *LoadResult) error {
-	var random [auxRandomSize]byte
-	if _, err := io.ReadFull(st.random, random[:]); err != nil {
-		return unix.EIO
+//
+// and maps the stack: a grows-down mapping of the stack limit's size (but
+// at least what the layout needs) ending at the top. The stack is mapped
+// before the executable so that the interpreter, placed wherever the memory
+// manager likes, cannot take its place.
+func (m *mapper) layoutStack(st *stackArgs, nAux int) (*stackLayout, error) {
+	l := &stackLayout{}
+	if _, err := io.ReadFull(st.random, l.random[:]); err != nil {
+		return nil, unix.EIO
 	}
-
 	top := uint64(st.top)
 	p := top - wordSize
-	execFnAddr := p - uint64(len(st.execFn)) - 1
-	p = execFnAddr
-	envEnd := p
+	l.execFnAddr = p - uint64(len(st.execFn)) - 1
+	p = l.execFnAddr
+	l.envEnd = p
 	for _, s := range st.envv {
 		p -= uint64(len(s)) + 1
 	}
-	envStart := p
+	l.envStart = p
 	for _, s := range st.argv {
 		p -= uint64(len(s)) + 1
 	}
-	argStart := p
+	l.argStart = p
 	p &^= stackAlign - 1
-	platformAddr := p - uint64(len(platformString)) - 1
-	randomAddr := platformAddr - auxRandomSize
-	p = randomAddr
+	l.platformAddr = p - uint64(len(platformString)) - 1
+	l.randAddr = l.platformAddr - auxRandomSize
+	p = l.randAddr
 
-	auxWords := uint64(len(st.auxv)+1) * 2
+	auxWords := uint64(nAux+1) * 2
 	items := uint64(len(st.argv)+1+len(st.envv)+1) + 1
-	sp := (p - (auxWords+items)*wordSize) &^ (stackAlign - 1)
+	l.sp = (p - (auxWords+items)*wordSize) &^ (stackAlign - 1)
 
 	// The strings were limited by checkArgSizes, so this cannot wrap
 	// unless StackTop itself is absurdly low.
-	used := top - sp
-	if sp > top || used > top {
-		return unix.E2BIG
+	used := top - l.sp
+	if l.sp > top || used > top {
+		return nil, unix.E2BIG
 	}
 	mapSize := min(pageUp(min(st.size, maxStackMapping)), top)
 	if need := pageUp(used) + hostarch.PageSize; mapSize < need {
 		mapSize = need
 	}
 	if mapSize > top {
-		return unix.ENOMEM
+		return nil, unix.ENOMEM
 	}
 	perms := hostarch.ReadWrite
 	perms.Execute = st.execute
@@ -139,35 +150,42 @@ func (m *mapper) buildStack(st *stackArgs, res *LoadResult) error {
 		Hint:      "[stack]",
 	}
 	if err := m.fixedMap(opts); err != nil {
-		return err
+		return nil, err
 	}
 	m.mapped = append(m.mapped, hostarch.AddrRange{Start: opts.Addr, End: st.top})
+	l.mapStart = opts.Addr
+	return l, nil
+}
 
-	for i := range st.auxv {
-		if st.auxv[i].Value != auxPlaceholder {
+// writeStack writes the stack laid out by layoutStack, with auxv (whose
+// placeholders it fills in), and records the result in res.
+func (m *mapper) writeStack(st *stackArgs, l *stackLayout, auxv []AuxEntry, res *LoadResult) error {
+	for i := range auxv {
+		if auxv[i].Value != auxPlaceholder {
 			continue
 		}
-		switch st.auxv[i].Key {
+		switch auxv[i].Key {
 		case AT_RANDOM:
-			st.auxv[i].Value = randomAddr
+			auxv[i].Value = l.randAddr
 		case AT_EXECFN:
-			st.auxv[i].Value = execFnAddr
+			auxv[i].Value = l.execFnAddr
 		case AT_PLATFORM:
-			st.auxv[i].Value = platformAddr
+			auxv[i].Value = l.platformAddr
 		}
 	}
+	sp := l.sp
 
 	// Build the image of [sp, top) and copy it out in one go.
-	img := make([]byte, used)
+	img := make([]byte, uint64(st.top)-sp)
 	at := func(addr uint64) []byte { return img[addr-sp:] }
 	putString := func(addr uint64, s string) uint64 {
 		copy(at(addr), s)
 		at(addr)[len(s)] = 0
 		return addr + uint64(len(s)) + 1
 	}
-	putString(execFnAddr, st.execFn)
-	putString(platformAddr, platformString)
-	copy(at(randomAddr), random[:])
+	putString(l.execFnAddr, st.execFn)
+	putString(l.platformAddr, platformString)
+	copy(at(l.randAddr), l.random[:])
 
 	le := binary.LittleEndian
 	w := sp
@@ -176,19 +194,19 @@ func (m *mapper) buildStack(st *stackArgs, res *LoadResult) error {
 		w += wordSize
 	}
 	putWord(uint64(len(st.argv)))
-	s := argStart
+	s := l.argStart
 	for _, a := range st.argv {
 		putWord(s)
 		s = putString(s, a)
 	}
 	putWord(0)
-	s = envStart
+	s = l.envStart
 	for _, e := range st.envv {
 		putWord(s)
 		s = putString(s, e)
 	}
 	putWord(0)
-	for _, a := range st.auxv {
+	for _, a := range auxv {
 		putWord(a.Key)
 		putWord(a.Value)
 	}
@@ -200,10 +218,10 @@ func (m *mapper) buildStack(st *stackArgs, res *LoadResult) error {
 	}
 
 	res.StackPointer = hostarch.Addr(sp)
-	res.Auxv = st.auxv
-	res.ArgvStart = hostarch.Addr(argStart)
-	res.ArgvEnd = hostarch.Addr(envStart)
-	res.EnvvStart = hostarch.Addr(envStart)
-	res.EnvvEnd = hostarch.Addr(envEnd)
+	res.Auxv = auxv
+	res.ArgvStart = hostarch.Addr(l.argStart)
+	res.ArgvEnd = hostarch.Addr(l.envStart)
+	res.EnvvStart = hostarch.Addr(l.envStart)
+	res.EnvvEnd = hostarch.Addr(l.envEnd)
 	return nil
 }
