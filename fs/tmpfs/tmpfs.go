@@ -79,10 +79,10 @@ func New(mf MemoryFile, opts Options) *Filesystem {
 	return fs
 }
 
-func (fs *Filesystem) Name() string                          { return "tmpfs" }
+func (fs *Filesystem) Name() string                            { return "tmpfs" }
 func (fs *Filesystem) Root(context.Context) (vfs.Inode, error) { return fs.root, nil }
-func (fs *Filesystem) Sync(context.Context) error            { return nil }
-func (fs *Filesystem) Release(context.Context)               {}
+func (fs *Filesystem) Sync(context.Context) error              { return nil }
+func (fs *Filesystem) Release(context.Context)                 {}
 
 // StatFS reports TMPFS_MAGIC and the data limit.
 func (fs *Filesystem) StatFS(context.Context) (vfs.Statfs, error) {
