@@ -512,6 +512,16 @@ func (m *MemoryManager) BrkSetup(start hostarch.Addr) {
 	m.brkStart, m.brk = start, start
 }
 
+// SetBrkStart is BrkSetup, under the name the loader's caller uses.
+func (m *MemoryManager) SetBrkStart(start hostarch.Addr) { m.BrkSetup(start) }
+
+// BrkRange returns the program break's start and current value.
+func (m *MemoryManager) BrkRange() (start, brk hostarch.Addr) {
+	m.mappingMu.RLock()
+	defer m.mappingMu.RUnlock()
+	return m.brkStart, m.brk
+}
+
 // Brk implements brk(2): it moves the program break to addr if it can and
 // returns the break, unchanged when addr is below the start or the heap
 // cannot grow into the space asked for.
