@@ -27,8 +27,10 @@ func (m *MemoryManager) Fork() (*MemoryManager, error) {
 	c.auxv = append([]byte(nil), m.auxv...)
 	m.metaMu.Unlock()
 
-	m.pagesMu.Lock()
-	defer m.pagesMu.Unlock()
+	// Copy the vmas first: AddMapping may take a Mappable lock that
+	// Invalidate holds while waiting for pagesMu, so it must not be called
+	// under pagesMu.
+	var cow []*vma
 	m.vmas.Ascend(func(v *vma) bool {
 		if v.dontFork {
 			return true
@@ -40,13 +42,18 @@ func (m *MemoryManager) Fork() (*MemoryManager, error) {
 			nv.mappable.AddMapping(c, nv.ar(), nv.off, nv.writableMapping())
 		}
 		c.vmas.ReplaceOrInsert(&nv)
-		if !v.private || v.wipeOnFork {
-			return true
+		if v.private && !v.wipeOnFork {
+			cow = append(cow, v)
 		}
+		return true
+	})
+
+	m.pagesMu.Lock()
+	defer m.pagesMu.Unlock()
+	for _, v := range cow {
 		var shared []pageRun
 		for _, r := range m.pages.overlapping(uint64(v.start), uint64(v.end)) {
-			r = r.clip(uint64(v.start), uint64(v.end))
-			shared = append(shared, r)
+			shared = append(shared, r.clip(uint64(v.start), uint64(v.end)))
 		}
 		for _, r := range shared {
 			m.mf.IncRef(r.off, r.length())
@@ -58,8 +65,7 @@ func (m *MemoryManager) Fork() (*MemoryManager, error) {
 		if len(shared) != 0 && v.perms.Write {
 			m.unmapAS(v.start, v.end)
 		}
-		return true
-	})
+	}
 	return c, nil
 }
 

@@ -903,3 +903,51 @@ func TestUsers(t *testing.T) {
 		t.Error("IncUsers revived a released mm")
 	}
 }
+
+func TestSharedAnonRemap(t *testing.T) {
+	m, mf := newMM(t)
+	as := &fakeAS{}
+	m.SetAddressSpace(as)
+	sh := mustMMap(t, m, memmap.MMapOpts{Length: pageSize, Perms: hostarch.ReadWrite, MaxPerms: hostarch.AnyAccess})
+	m.CopyOut(sh, []byte("dup"))
+	// old_size 0 duplicates a shared mapping.
+	d, err := m.MRemap(sh, 0, pageSize, MREMAP_MAYMOVE, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 3)
+	if _, err := m.CopyIn(d, buf); err != nil || string(buf) != "dup" {
+		t.Errorf("duplicate reads %q, %v", buf, err)
+	}
+	priv := mustMMap(t, m, anon(pageSize, hostarch.ReadWrite))
+	_, err = m.MRemap(priv, 0, pageSize, MREMAP_MAYMOVE, 0)
+	wantErr(t, "old_size 0 of a private mapping", err, unix.EINVAL)
+	// Growing shared anonymous memory past its object: SIGBUS there.
+	g, err := m.MRemap(d, pageSize, 2*pageSize, MREMAP_MAYMOVE, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "fault past shared object", m.HandleFault(g+pageSize, hostarch.Read, false), ErrBusError)
+	if !strings.Contains(m.MapsText(), "/dev/zero (deleted)") {
+		t.Errorf("maps:\n%s", m.MapsText())
+	}
+	m.DecUsers()
+	if got := mf.TotalUsage(); got != 0 {
+		t.Errorf("leaked %d bytes", got)
+	}
+}
+
+func TestMProtectGrowsDown(t *testing.T) {
+	m, _ := newMM(t)
+	o := anon(4*pageSize, hostarch.ReadWrite)
+	o.GrowsDown = true
+	s := mustMMap(t, m, o)
+	if err := m.MProtect(s+2*pageSize, pageSize, hostarch.Read, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CopyOut(s, []byte{1}); !errors.Is(err, unix.EFAULT) {
+		t.Errorf("PROT_GROWSDOWN did not extend to the vma start: %v", err)
+	}
+	p := mustMMap(t, m, anon(pageSize, hostarch.ReadWrite))
+	wantErr(t, "PROT_GROWSDOWN on a plain vma", m.MProtect(p, pageSize, hostarch.Read, true), unix.EINVAL)
+}
