@@ -59,3 +59,49 @@ func (s *SignalInfo) SetTimerID(id int32) { binary.LittleEndian.PutUint32(s.Fiel
 func (s *SignalInfo) SetOverrun(n int32)  { binary.LittleEndian.PutUint32(s.Fields[4:], uint32(n)) }
 
 // SetCallAddr etc. for SIGSYS are not needed: Veil never raises it.
+
+// SignalStack is stack_t (sigaltstack).
+type SignalStack struct {
+	Addr  uint64
+	Flags uint32
+	_     uint32
+	Size  uint64
+}
+
+// Sigaltstack flags.
+const (
+	SS_ONSTACK    = 1
+	SS_DISABLE    = 2
+	SS_AUTODISARM = 1 << 31
+)
+
+// Contains reports whether sp is on the stack.
+func (s *SignalStack) Contains(sp uint64) bool {
+	return s.Flags&SS_DISABLE == 0 && s.Size != 0 && sp > s.Addr && sp <= s.Addr+s.Size
+}
+
+// SigAction is struct sigaction as the kernel's rt_sigaction sees it.
+type SigAction struct {
+	Handler  uint64
+	Flags    uint64
+	Restorer uint64
+	Mask     uint64
+}
+
+// sa_flags and special handlers.
+const (
+	SIG_DFL = 0
+	SIG_IGN = 1
+
+	SA_NOCLDSTOP = 0x1
+	SA_NOCLDWAIT = 0x2
+	SA_SIGINFO   = 0x4
+	SA_RESTORER  = 0x04000000
+	SA_ONSTACK   = 0x08000000
+	SA_RESTART   = 0x10000000
+	SA_NODEFER   = 0x40000000
+	SA_RESETHAND = 0x80000000
+)
+
+// SignalInfoAddr converts a raw pointer argument.
+func SignalInfoAddr(p uint64) hostarch.Addr { return hostarch.Addr(p) }
