@@ -956,4 +956,3 @@ func Fstatfs(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	}
 	return 0, copyOutStatfs(t, args[1].Pointer(), s)
 }
-
