@@ -131,6 +131,10 @@ func (p *Platform) startTemplate(memFD int) (*thread, error) {
 		{unix.SYS_CLOSE_RANGE, [6]uintptr{stubMemFD + 1, ^uintptr(0) >> 32, 0}},
 		{unix.SYS_MUNMAP, [6]uintptr{0, stubBase}},
 		{unix.SYS_MUNMAP, [6]uintptr{stubBase + stubSize, 0x7ffffffff000 - (stubBase + stubSize)}},
+		// A stub holds no capabilities: it needs none, and a sentry that
+		// has dropped its own may only trace processes whose permitted
+		// set is a subset of its own.
+		{unix.SYS_CAPSET, [6]uintptr{stubBase + capHdrOff, stubBase + capDataOff}},
 		{unix.SYS_PRCTL, [6]uintptr{unix.PR_SET_NO_NEW_PRIVS, 1}},
 		{unix.SYS_SECCOMP, [6]uintptr{unix.SECCOMP_SET_MODE_FILTER, 0, stubBase + fprogOff}},
 	}

@@ -33,6 +33,8 @@ const (
 	sysSite      = stubBase + codeOff + 0x10
 	cloneSite    = stubBase + codeOff + 0x20
 	fprogOff     = 0x280
+	capHdrOff    = 0x2a0 // struct __user_cap_header_struct
+	capDataOff   = 0x2b0 // two zeroed struct __user_cap_data_struct
 	filterOff    = 0x300
 	maxFilterLen = (stubSize - filterOff) / 8
 
@@ -167,6 +169,9 @@ func stubELF() []byte {
 		b[o+3] = ins.Jf
 		le.PutUint32(b[o+4:], ins.K)
 	}
+	// capset(2) version 3 header for pid 0 (the caller); the data that
+	// follows is all zero: no capabilities.
+	le.PutUint32(b[capHdrOff:], 0x20080522)
 	le.PutUint16(b[fprogOff:], uint16(len(filter)))
 	le.PutUint64(b[fprogOff+8:], stubBase+filterOff)
 	return b

@@ -10,6 +10,7 @@ import (
 	"github.com/veil-sandbox/veil/sentry/kernel/auth"
 	"github.com/veil-sandbox/veil/sentry/limits"
 	"github.com/veil-sandbox/veil/sentry/mm"
+	"github.com/veil-sandbox/veil/sentry/vfs"
 )
 
 // InitArgs describe the sandbox's first process.
@@ -25,8 +26,9 @@ type InitArgs struct {
 	Path string
 }
 
-// NewTaskFS wraps file system state for InitArgs.
-func NewTaskFS(fs taskFS) taskFS { return fs }
+// NewTaskFS makes file system state for InitArgs from an FD table and an
+// FSContext, whose references pass to it.
+func NewTaskFS(fdt *vfs.FDTable, fsc *vfs.FSContext) taskFS { return newTaskFS(fdt, fsc) }
 
 // CreateInit builds and starts the init process (PID 1).
 func (k *Kernel) CreateInit(args InitArgs) (*Task, error) {
