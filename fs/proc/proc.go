@@ -208,7 +208,7 @@ func (l *symlinkInode) Stat(context.Context) (vfs.Statx, error) {
 	return statOf(unix.S_IFLNK|0777, l.ino, 0, 1, l.uid, l.gid), nil
 }
 func (l *symlinkInode) SetStat(context.Context, vfs.SetStatOptions) error { return unix.EPERM }
-func (l *symlinkInode) Readlink(ctx context.Context) (string, error)     { return l.target(ctx) }
+func (l *symlinkInode) Readlink(ctx context.Context) (string, error)      { return l.target(ctx) }
 func (l *symlinkInode) Open(context.Context, uint32) (vfs.FileDescriptionImpl, error) {
 	return nil, unix.ELOOP
 }
