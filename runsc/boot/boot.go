@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/fs/gofer"
+	"github.com/veil-sandbox/veil/fs/host"
 	"github.com/veil-sandbox/veil/fs/proc"
 	"github.com/veil-sandbox/veil/fs/tmpfs"
 	"github.com/veil-sandbox/veil/platform"
@@ -226,7 +227,15 @@ func installStdio(ctx context.Context, fdt *vfs.FDTable, fds [3]int) error {
 		if hfd < 0 {
 			continue
 		}
-		_ = i
+		file, err := host.NewFD(hfd)
+		if err != nil {
+			return fmt.Errorf("stdio FD %d: %w", i, err)
+		}
+		err = fdt.NewFDAt(ctx, int32(i), file, vfs.FDFlags{}, 1024)
+		file.DecRef(ctx)
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
