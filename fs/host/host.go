@@ -1,8 +1,15 @@
-// Package host owns files backed by host FDs donated to the sentry: the
-// container's stdio. Reads and writes go to the donated FD (the sentry
-// acting on its own FD, not replaying the application's call); readiness
-// comes from one host epoll instance so that a task waiting for input stays
-// interruptible; terminal ioctls are forwarded to the FD when it is a tty.
+// Package host owns file descriptions over host FDs donated to the sentry
+// (the container's stdio): reads and writes go to the host FD, which the
+// sentry may do on its own behalf for a donated FD. Nothing here opens a
+// host path.
+//
+// A stream FD (tty, pipe, socket) is never switched to O_NONBLOCK — it may
+// be shared with the user's shell. Instead the sentry reads or writes only
+// when a zero-timeout poll says the FD is ready, and learns of readiness
+// from one host epoll instance watched by a notifier goroutine, so that a
+// task waiting for input blocks interruptibly on a waiter.Queue.
+//
+// Lock order: notifier.mu → waiter.Queue locks.
 package host
 
 import (
@@ -19,19 +26,8 @@ import (
 	"github.com/veil-sandbox/veil/sentry/waiter"
 )
 
-// file is a donated host FD.
-type file struct {
-	vfs.FileDescriptionDefaultImpl
-	fd      int
-	isTTY   bool
-	regular bool
-	q       waiter.Queue
-	// pollable says the host FD works with epoll (regular files do not:
-	// they are always ready).
-	pollable bool
-}
-
-// NewFD wraps hostFD (which the file now owns) in a file description.
+// NewFD returns a description over hostFD, taking ownership of it (it is
+// closed with the description). The access mode comes from the host FD.
 func NewFD(hostFD int) (*vfs.FileDescription, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(hostFD, &st); err != nil {
@@ -41,139 +37,221 @@ func NewFD(hostFD int) (*vfs.FileDescription, error) {
 	if err != nil {
 		return nil, linuxerr.FromHost(err)
 	}
-	f := &file{fd: hostFD, regular: st.Mode&unix.S_IFMT == unix.S_IFREG}
-	if _, err := unix.IoctlGetTermios(hostFD, unix.TCGETS); err == nil {
-		f.isTTY = true
+	f := &hostFile{fd: hostFD, mode: st.Mode, fgPgrp: 1}
+	if st.Mode&unix.S_IFMT == unix.S_IFCHR {
+		var ws [8]byte
+		f.tty = ioctlPtr(hostFD, vfs.TIOCGWINSZ, unsafe.Pointer(&ws[0])) == nil
 	}
-	if !f.regular {
-		f.pollable = notifier.add(f) == nil
+	f.stream = st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFBLK
+	var impl vfs.FileDescriptionImpl = f
+	if f.stream {
+		impl = &streamFile{f}
 	}
-	// Keep the host's access mode; O_APPEND is honoured by the host FD.
-	return vfs.NewFileDescription(f, uint32(fl)&(unix.O_ACCMODE|unix.O_APPEND), vfs.VirtualDentry{}), nil
+	fd := vfs.NewFileDescription(impl, uint32(fl)&(unix.O_ACCMODE|unix.O_APPEND), vfs.VirtualDentry{})
+	if !f.stream {
+		// Continue from where the host description was.
+		if off, err := unix.Seek(hostFD, 0, unix.SEEK_CUR); err == nil {
+			fd.SetOffset(off)
+		}
+	}
+	return fd, nil
 }
 
-func (f *file) Release(context.Context) {
-	if f.pollable {
-		notifier.remove(f)
+// hostFile is a donated FD.
+type hostFile struct {
+	vfs.FileDescriptionDefaultImpl
+	fd     int
+	mode   uint32
+	tty    bool
+	stream bool
+	q      waiter.Queue
+
+	// mu protects registered and fgPgrp.
+	mu         sync.Mutex
+	registered bool
+	// fgPgrp emulates the foreground process group of a tty: the
+	// sandbox's process groups mean nothing to the host terminal.
+	fgPgrp int32
+}
+
+// streamFile marks the host file as a stream (ESPIPE for offsets).
+type streamFile struct{ *hostFile }
+
+func (streamFile) IsStream() {}
+
+func (f *hostFile) Release(context.Context) {
+	f.mu.Lock()
+	if f.registered {
+		theNotifier.remove(f)
+		f.registered = false
 	}
+	f.mu.Unlock()
 	unix.Close(f.fd)
 }
 
-func (f *file) ready(events int16) bool {
-	if !f.pollable {
-		return true
+// ready polls the host FD without blocking.
+func (f *hostFile) ready(events int16) int16 {
+	if !f.stream {
+		return events & (unix.POLLIN | unix.POLLOUT)
 	}
-	fds := []unix.PollFd{{Fd: int32(f.fd), Events: events}}
-	n, err := unix.Poll(fds, 0)
-	return err != nil || n > 0
+	pfd := []unix.PollFd{{Fd: int32(f.fd), Events: events}}
+	for {
+		n, err := unix.Poll(pfd, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return 0
+		}
+		return pfd[0].Revents
+	}
 }
 
-func (f *file) Read(ctx context.Context, dst usermem.IOSequence, off int64) (int64, error) {
-	if !f.ready(unix.POLLIN) {
+func (f *hostFile) Read(ctx context.Context, dst usermem.IOSequence, off int64) (int64, error) {
+	if dst.NumBytes() == 0 {
+		return 0, nil
+	}
+	if f.stream && f.ready(unix.POLLIN)&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) == 0 {
 		return 0, unix.EAGAIN
 	}
 	n, err := dst.ReadFrom(func(bufs [][]byte) (int64, error) {
 		var n int
 		var err error
-		if f.regular {
-			n, err = unix.Preadv(f.fd, bufs, off)
-		} else {
+		if f.stream {
 			n, err = unix.Readv(f.fd, bufs)
+		} else {
+			n, err = unix.Preadv(f.fd, bufs, off)
 		}
-		if err != nil {
-			return 0, linuxerr.FromHost(err)
+		if n < 0 {
+			n = 0
 		}
-		return int64(n), nil
+		return int64(n), err
 	})
-	return n, err
+	if n > 0 {
+		return n, nil
+	}
+	return 0, linuxerr.FromHost(err)
 }
 
-func (f *file) Write(ctx context.Context, src usermem.IOSequence, off int64, appending bool) (int64, int64, error) {
-	if !f.ready(unix.POLLOUT) {
+func (f *hostFile) Write(ctx context.Context, src usermem.IOSequence, off int64, appending bool) (int64, int64, error) {
+	if src.NumBytes() == 0 {
+		return 0, off, nil
+	}
+	if f.stream && f.ready(unix.POLLOUT)&(unix.POLLOUT|unix.POLLERR|unix.POLLHUP) == 0 {
 		return 0, off, unix.EAGAIN
 	}
 	n, err := src.WriteTo(func(bufs [][]byte) (int64, error) {
 		var n int
 		var err error
-		if f.regular && !appending {
-			n, err = unix.Pwritev(f.fd, bufs, off)
-		} else {
+		if f.stream {
 			n, err = unix.Writev(f.fd, bufs)
+		} else {
+			// With O_APPEND the host appends whatever off says.
+			n, err = unix.Pwritev(f.fd, bufs, off)
 		}
-		if err != nil {
-			return 0, linuxerr.FromHost(err)
+		if n < 0 {
+			n = 0
 		}
-		return int64(n), nil
+		return int64(n), err
 	})
-	return n, off + n, err
+	end := off + n
+	if appending && !f.stream {
+		var st unix.Stat_t
+		if unix.Fstat(f.fd, &st) == nil {
+			end = st.Size
+		}
+	}
+	if n > 0 {
+		return n, end, nil
+	}
+	return 0, end, linuxerr.FromHost(err)
 }
 
-func (f *file) Stat(context.Context) (vfs.Statx, error) {
+func (f *hostFile) Stat(context.Context) (vfs.Statx, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
 		return vfs.Statx{}, linuxerr.FromHost(err)
 	}
-	ts := func(t unix.Timespec) vfs.StatxTimestamp { return vfs.StatxTimestamp{Sec: t.Sec, Nsec: uint32(t.Nsec)} }
 	return vfs.Statx{
 		Mask: unix.STATX_BASIC_STATS, Blksize: uint32(st.Blksize), Nlink: uint32(st.Nlink),
 		UID: st.Uid, GID: st.Gid, Mode: uint16(st.Mode), Ino: st.Ino, Size: uint64(st.Size),
-		Blocks: uint64(st.Blocks), Atime: ts(st.Atim), Mtime: ts(st.Mtim), Ctime: ts(st.Ctim),
+		Blocks:    uint64(st.Blocks),
+		Atime:     vfs.StatxTimestamp{Sec: st.Atim.Sec, Nsec: uint32(st.Atim.Nsec)},
+		Mtime:     vfs.StatxTimestamp{Sec: st.Mtim.Sec, Nsec: uint32(st.Mtim.Nsec)},
+		Ctime:     vfs.StatxTimestamp{Sec: st.Ctim.Sec, Nsec: uint32(st.Ctim.Nsec)},
 		RdevMajor: unix.Major(st.Rdev), RdevMinor: unix.Minor(st.Rdev),
+		DevMajor: unix.Major(st.Dev), DevMinor: unix.Minor(st.Dev),
 	}, nil
 }
 
-func (f *file) Sync(context.Context) error {
-	if err := unix.Fsync(f.fd); err != nil && err != unix.EINVAL && err != unix.EROFS {
-		return linuxerr.FromHost(err)
+func (f *hostFile) Sync(context.Context) error {
+	if f.stream {
+		return unix.EINVAL
+	}
+	return linuxerr.FromHost(unix.Fsync(f.fd))
+}
+
+func ioctlPtr(fd int, req uintptr, p unsafe.Pointer) error {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), req, uintptr(p))
+	if e != 0 {
+		return e
 	}
 	return nil
 }
 
-func (f *file) Readiness(mask waiter.EventMask) waiter.EventMask {
-	if !f.pollable {
-		return mask & (waiter.EventIn | waiter.EventOut | waiter.EventRdNorm)
-	}
-	fds := []unix.PollFd{{Fd: int32(f.fd), Events: int16(mask)}}
-	if n, err := unix.Poll(fds, 0); err != nil || n == 0 {
-		return 0
-	}
-	return waiter.EventMask(fds[0].Revents) & (mask | waiter.AlwaysReported)
-}
+// termiosSize is sizeof(struct termios) of the ioctl ABI.
+const termiosSize = 36
 
-func (f *file) EventRegister(e *waiter.Entry) error { f.q.EventRegister(e); return nil }
-func (f *file) EventUnregister(e *waiter.Entry)     { f.q.EventUnregister(e) }
-
-// Ioctl forwards the terminal requests programs make on their stdio, with
-// the argument sizes of the Linux ABI; anything else is ENOTTY.
-func (f *file) Ioctl(ctx context.Context, uio vfs.CopyIO, args arch.SyscallArguments) (uintptr, error) {
-	req := args[1].Uint()
-	addr := args[2].Pointer()
+// Ioctl forwards terminal requests to the host tty (whose window size and
+// modes are the user's), emulates the foreground process group, and
+// answers FIONREAD.
+func (f *hostFile) Ioctl(ctx context.Context, uio vfs.CopyIO, args arch.SyscallArguments) (uintptr, error) {
+	req, addr := args[1].Uint(), args[2].Pointer()
 	var size int
-	var in, out bool
+	var in bool
 	switch req {
-	case 0x541b: // FIONREAD
-		size, out = 4, true
-	case unix.TCGETS:
-		if !f.isTTY {
-			return 0, unix.ENOTTY
-		}
-		size, out = 36, true // struct termios (kernel layout)
-	case unix.TCSETS, unix.TCSETSW, unix.TCSETSF:
-		if !f.isTTY {
-			return 0, unix.ENOTTY
-		}
-		size, in = 36, true
-	case unix.TIOCGWINSZ:
-		if !f.isTTY {
-			return 0, unix.ENOTTY
-		}
-		size, out = 8, true
-	case unix.TIOCSWINSZ:
-		if !f.isTTY {
-			return 0, unix.ENOTTY
-		}
+	case vfs.FIONREAD:
+		size = 4
+	case vfs.TCGETS:
+		size = termiosSize
+	case vfs.TCSETS, vfs.TCSETSW, vfs.TCSETSF:
+		size, in = termiosSize, true
+	case vfs.TIOCGWINSZ:
+		size = 8
+	case vfs.TIOCSWINSZ:
 		size, in = 8, true
+	case vfs.TIOCGPGRP, vfs.TIOCSPGRP:
+		if !f.tty {
+			return 0, unix.ENOTTY
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		var b [4]byte
+		if req == vfs.TIOCGPGRP {
+			*(*int32)(unsafe.Pointer(&b[0])) = f.fgPgrp
+			if _, err := uio.CopyOutBytes(addr, b[:]); err != nil {
+				return 0, unix.EFAULT
+			}
+			return 0, nil
+		}
+		if _, err := uio.CopyInBytes(addr, b[:]); err != nil {
+			return 0, unix.EFAULT
+		}
+		if pg := *(*int32)(unsafe.Pointer(&b[0])); pg < 0 {
+			return 0, unix.EINVAL
+		} else {
+			f.fgPgrp = pg
+		}
+		return 0, nil
+	case vfs.TIOCSCTTY, vfs.TIOCNOTTY:
+		if !f.tty {
+			return 0, unix.ENOTTY
+		}
+		return 0, nil
 	default:
+		return 0, unix.ENOTTY
+	}
+	if req != vfs.FIONREAD && !f.tty {
 		return 0, unix.ENOTTY
 	}
 	buf := make([]byte, size)
@@ -182,10 +260,10 @@ func (f *file) Ioctl(ctx context.Context, uio vfs.CopyIO, args arch.SyscallArgum
 			return 0, unix.EFAULT
 		}
 	}
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(f.fd), uintptr(req), uintptr(unsafe.Pointer(&buf[0]))); e != 0 {
-		return 0, linuxerr.FromHost(e)
+	if err := ioctlPtr(f.fd, uintptr(req), unsafe.Pointer(&buf[0])); err != nil {
+		return 0, linuxerr.FromHost(err)
 	}
-	if out {
+	if !in {
 		if _, err := uio.CopyOutBytes(addr, buf); err != nil {
 			return 0, unix.EFAULT
 		}
@@ -193,67 +271,24 @@ func (f *file) Ioctl(ctx context.Context, uio vfs.CopyIO, args arch.SyscallArgum
 	return 0, nil
 }
 
-// notifier turns host epoll events on donated FDs into waiter
-// notifications; one goroutine serves every donated FD.
-var notifier = &hostNotifier{files: make(map[int32]*file)}
-
-type hostNotifier struct {
-	once  sync.Once
-	epfd  int
-	err   error
-	mu    sync.Mutex
-	files map[int32]*file
+func (f *hostFile) Readiness(mask waiter.EventMask) waiter.EventMask {
+	return waiter.EventMask(f.ready(int16(mask&(waiter.EventIn|waiter.EventOut|waiter.EventPri|waiter.EventRdHUp))|unix.POLLERR|unix.POLLHUP)) & (mask | waiter.AlwaysReported)
 }
 
-func (n *hostNotifier) start() {
-	n.epfd, n.err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if n.err == nil {
-		go n.loop()
+func (f *hostFile) EventRegister(e *waiter.Entry) error {
+	f.q.EventRegister(e)
+	if !f.stream {
+		return nil
 	}
-}
-
-func (n *hostNotifier) add(f *file) error {
-	n.once.Do(n.start)
-	if n.err != nil {
-		return n.err
-	}
-	n.mu.Lock()
-	n.files[int32(f.fd)] = f
-	n.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(f.fd)}
-	if err := unix.EpollCtl(n.epfd, unix.EPOLL_CTL_ADD, f.fd, &ev); err != nil {
-		n.mu.Lock()
-		delete(n.files, int32(f.fd))
-		n.mu.Unlock()
-		return err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.registered {
+		if err := theNotifier.add(f); err != nil {
+			return err
+		}
+		f.registered = true
 	}
 	return nil
 }
 
-func (n *hostNotifier) remove(f *file) {
-	unix.EpollCtl(n.epfd, unix.EPOLL_CTL_DEL, f.fd, nil)
-	n.mu.Lock()
-	delete(n.files, int32(f.fd))
-	n.mu.Unlock()
-}
-
-func (n *hostNotifier) loop() {
-	events := make([]unix.EpollEvent, 32)
-	for {
-		c, err := unix.EpollWait(n.epfd, events, -1)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			return
-		}
-		for _, ev := range events[:c] {
-			n.mu.Lock()
-			f := n.files[ev.Fd]
-			n.mu.Unlock()
-			if f != nil {
-				f.q.Notify(waiter.EventMask(ev.Events))
-			}
-		}
-	}
-}
+func (f *hostFile) EventUnregister(e *waiter.Entry) { f.q.EventUnregister(e) }

@@ -288,6 +288,14 @@ func (fd *FileDescription) Offset() int64 {
 	return fd.off
 }
 
+// SetOffset sets the file offset (for file types that start elsewhere
+// than 0, such as a donated host file).
+func (fd *FileDescription) SetOffset(off int64) {
+	fd.offMu.Lock()
+	fd.off = off
+	fd.offMu.Unlock()
+}
+
 // Seek carries out lseek(2).
 func (fd *FileDescription) Seek(ctx context.Context, offset int64, whence int32) (int64, error) {
 	if fd.stream {
