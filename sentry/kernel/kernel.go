@@ -67,6 +67,8 @@ type Kernel struct {
 	done       chan struct{}
 	exitStatus WaitStatus
 	hostnameMu sync.Mutex
+
+	totalMemory uint64
 }
 
 // New returns a kernel with no tasks.
@@ -86,6 +88,8 @@ func New(cfg Config) *Kernel {
 		tgs:    make(map[ThreadID]*ThreadGroup),
 		start:  time.Now(),
 		done:   make(chan struct{}),
+
+		totalMemory: hostTotalMemory(),
 	}
 }
 

@@ -74,7 +74,11 @@ func (k *Kernel) ThreadGroupByID(id ThreadID) *ThreadGroup {
 }
 
 // TotalMemory is the memory the sandbox reports (its limit).
-func (k *Kernel) TotalMemory() uint64 {
+func (k *Kernel) TotalMemory() uint64 { return k.totalMemory }
+
+// hostTotalMemory is read once at start: the sentry's seccomp filter does
+// not allow sysinfo.
+func hostTotalMemory() uint64 {
 	var si unix.Sysinfo_t
 	if err := unix.Sysinfo(&si); err == nil {
 		return uint64(si.Totalram) * uint64(si.Unit)
