@@ -1,0 +1,188 @@
+// Package dev owns the sandbox's /dev: a tmpfs populated with the memory
+// devices (null, zero, full, random, urandom), tty, the /proc/self/fd
+// symlinks and an shm directory (where boot mounts a tmpfs), and the
+// implementations of those character devices.
+package dev
+
+import (
+	"context"
+	"crypto/rand"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/fs/tmpfs"
+	"github.com/veil-sandbox/veil/sentry/memmap"
+	"github.com/veil-sandbox/veil/sentry/usermem"
+	"github.com/veil-sandbox/veil/sentry/vfs"
+)
+
+// Device numbers (Documentation/admin-guide/devices.txt).
+var (
+	Null    = unix.Mkdev(1, 3)
+	Zero    = unix.Mkdev(1, 5)
+	Full    = unix.Mkdev(1, 7)
+	Random  = unix.Mkdev(1, 8)
+	URandom = unix.Mkdev(1, 9)
+	TTY     = unix.Mkdev(5, 0)
+)
+
+// New returns a /dev filesystem whose regular files (if any are created)
+// live in mf.
+func New(ctx context.Context, mf tmpfs.MemoryFile) (*tmpfs.Filesystem, error) {
+	fs := tmpfs.New(mf, tmpfs.Options{Mode: 0755, OpenDevice: Open})
+	root, _ := fs.Root(ctx)
+	for _, d := range []struct {
+		name string
+		rdev uint64
+	}{{"null", Null}, {"zero", Zero}, {"full", Full}, {"random", Random}, {"urandom", URandom}, {"tty", TTY}} {
+		if _, err := root.Create(ctx, d.name, vfs.CreateOptions{Mode: unix.S_IFCHR | 0666, Rdev: d.rdev}); err != nil {
+			return nil, err
+		}
+	}
+	for name, target := range map[string]string{
+		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+	} {
+		if _, err := root.Symlink(ctx, name, target, vfs.CreateOptions{Mode: unix.S_IFLNK | 0777}); err != nil {
+			return nil, err
+		}
+	}
+	for name, mode := range map[string]uint32{"shm": 01777, "pts": 0755} {
+		if _, err := root.Mkdir(ctx, name, vfs.CreateOptions{Mode: mode}); err != nil {
+			return nil, err
+		}
+	}
+	return fs, nil
+}
+
+// Open opens the character device rdev: ENXIO for unknown devices and for
+// /dev/tty while tasks have no controlling terminal.
+func Open(ctx context.Context, rdev uint64, flags uint32) (vfs.FileDescriptionImpl, error) {
+	switch rdev {
+	case Null:
+		return &nullFD{dev: dev{rdev}}, nil
+	case Zero:
+		return &zeroFD{dev: dev{rdev}}, nil
+	case Full:
+		return &fullFD{dev: dev{rdev}}, nil
+	case Random, URandom:
+		return &randomFD{dev: dev{rdev}}, nil
+	}
+	return nil, unix.ENXIO
+}
+
+// dev is what every device description shares.
+type dev struct{ rdev uint64 }
+
+func (d dev) Stat(context.Context) (vfs.Statx, error) {
+	now := vfs.Now()
+	return vfs.Statx{
+		Mask: unix.STATX_BASIC_STATS, Blksize: 4096, Nlink: 1, Mode: unix.S_IFCHR | 0666,
+		RdevMajor: unix.Major(d.rdev), RdevMinor: unix.Minor(d.rdev), Atime: now, Mtime: now, Ctime: now,
+	}, nil
+}
+
+// Seek succeeds and pins the offset at 0, as the memory devices do.
+func (d dev) Seek(context.Context, int64, int32, int64) (int64, error) { return 0, nil }
+
+// discard consumes src as /dev/null and /dev/zero writes do.
+func discard(src usermem.IOSequence, off int64) (int64, int64, error) {
+	n := src.NumBytes()
+	return n, off + n, nil
+}
+
+type nullFD struct {
+	vfs.FileDescriptionDefaultImpl
+	dev
+}
+
+func (*nullFD) Sync(context.Context) error { return nil }
+
+func (*nullFD) Read(context.Context, usermem.IOSequence, int64) (int64, error) { return 0, nil }
+func (*nullFD) Write(_ context.Context, src usermem.IOSequence, off int64, _ bool) (int64, int64, error) {
+	return discard(src, off)
+}
+
+// fillZero copies zeros to dst.
+func fillZero(dst usermem.IOSequence) (int64, error) {
+	var zeros [4096]byte
+	var total int64
+	for dst.NumBytes() > 0 {
+		n, err := dst.CopyOut(zeros[:min(dst.NumBytes(), int64(len(zeros)))])
+		total += int64(n)
+		if err != nil {
+			if total > 0 {
+				return total, nil
+			}
+			return 0, err
+		}
+		dst = dst.DropFirst(int64(n))
+	}
+	return total, nil
+}
+
+type zeroFD struct {
+	vfs.FileDescriptionDefaultImpl
+	dev
+}
+
+func (*zeroFD) Sync(context.Context) error { return nil }
+
+func (*zeroFD) Read(_ context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
+	return fillZero(dst)
+}
+func (*zeroFD) Write(_ context.Context, src usermem.IOSequence, off int64, _ bool) (int64, int64, error) {
+	return discard(src, off)
+}
+
+// ConfigureMMap makes a mapping of /dev/zero anonymous memory (shared
+// anonymous memory for MAP_SHARED), as Linux does.
+func (*zeroFD) ConfigureMMap(_ context.Context, opts *memmap.MMapOpts) error {
+	opts.Mappable = nil
+	opts.Name = ""
+	return nil
+}
+
+type fullFD struct {
+	vfs.FileDescriptionDefaultImpl
+	dev
+}
+
+func (*fullFD) Sync(context.Context) error { return nil }
+
+func (*fullFD) Read(_ context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
+	return fillZero(dst)
+}
+func (*fullFD) Write(context.Context, usermem.IOSequence, int64, bool) (int64, int64, error) {
+	return 0, 0, unix.ENOSPC
+}
+
+type randomFD struct {
+	vfs.FileDescriptionDefaultImpl
+	dev
+}
+
+func (*randomFD) Sync(context.Context) error { return nil }
+
+func (*randomFD) Read(_ context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
+	var buf [4096]byte
+	var total int64
+	for dst.NumBytes() > 0 {
+		b := buf[:min(dst.NumBytes(), int64(len(buf)))]
+		rand.Read(b)
+		n, err := dst.CopyOut(b)
+		total += int64(n)
+		if err != nil {
+			if total > 0 {
+				return total, nil
+			}
+			return 0, err
+		}
+		dst = dst.DropFirst(int64(n))
+	}
+	return total, nil
+}
+
+// Write accepts entropy and ignores it, as an unprivileged write does.
+func (*randomFD) Write(_ context.Context, src usermem.IOSequence, off int64, _ bool) (int64, int64, error) {
+	return discard(src, off)
+}
