@@ -392,9 +392,10 @@ func (t *Task) doSyscall() {
 		straceLine = t.straceEnter(nr, args)
 	}
 	rval, err := t.k.Syscalls(t, nr, args)
-	t.stime.Add(int64(time.Since(start)))
+	took := time.Since(start)
+	t.stime.Add(int64(took))
 	if t.k.Strace != nil {
-		t.straceExit(straceLine, rval, err)
+		t.straceExit(straceLine, rval, err, took)
 	}
 	if err == errNoReturn {
 		return // execve/rt_sigreturn set every register already
@@ -442,11 +443,11 @@ func (t *Task) straceEnter(nr uintptr, args arch.SyscallArguments) string {
 		args[0].Value, args[1].Value, args[2].Value, args[3].Value, args[4].Value, args[5].Value)
 }
 
-func (t *Task) straceExit(line string, rval uintptr, err error) {
+func (t *Task) straceExit(line string, rval uintptr, err error, took time.Duration) {
 	if err != nil && err != errNoReturn {
-		fmt.Fprintf(t.k.Strace, "%s = %v\n", line, err)
+		fmt.Fprintf(t.k.Strace, "%s = %v <%v>\n", line, err, took)
 	} else {
-		fmt.Fprintf(t.k.Strace, "%s = %#x\n", line, rval)
+		fmt.Fprintf(t.k.Strace, "%s = %#x <%v>\n", line, rval, took)
 	}
 }
 
