@@ -3,9 +3,9 @@
 // presents that mount to the sandbox. Bulk I/O goes to the host FDs the
 // gofer donates; only metadata and tree changes cross the socket.
 //
-// Lock order: Filesystem's inode locks (inode.mu) before Client.mu; the
-// page cache's mu (cache.mu) is taken with no other lock of this package
-// held except inode.mu.
+// Lock order: inode.appendMu, then inode.mu or pageCache.mu (never both;
+// inode.mu is released before a cache is used), then Client.mu, which is a
+// leaf held only for one round trip.
 package gofer
 
 import (

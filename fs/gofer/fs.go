@@ -1,0 +1,364 @@
+package gofer
+
+import (
+	"context"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/gofer/proto"
+	"github.com/veil-sandbox/veil/sentry/kernel/auth"
+	"github.com/veil-sandbox/veil/sentry/memory"
+	"github.com/veil-sandbox/veil/sentry/vfs"
+)
+
+// Filesystem presents one gofer mount to the VFS.
+type Filesystem struct {
+	client *Client
+	mf     *memory.File
+	// cacheAttrs: on a read-only mount nothing the sandbox does changes
+	// the files, so attributes and symlink targets are cached for good
+	// and Stat never crosses the socket.
+	cacheAttrs bool
+	root       *inode
+}
+
+// NewFilesystem makes the filesystem of client's mount. Page caches of
+// mapped files live in mf.
+func NewFilesystem(client *Client, mf *memory.File) *Filesystem {
+	fs := &Filesystem{client: client, mf: mf, cacheAttrs: client.ReadOnly}
+	fs.root = fs.newInode(client.Root, client.RootAttr)
+	return fs
+}
+
+// Client returns the filesystem's gofer connection.
+func (fs *Filesystem) Client() *Client { return fs.client }
+
+// Name implements vfs.FilesystemImpl.
+func (fs *Filesystem) Name() string { return "9p" }
+
+// Root implements vfs.FilesystemImpl.
+func (fs *Filesystem) Root(context.Context) (vfs.Inode, error) { return fs.root, nil }
+
+// StatFS implements vfs.FilesystemImpl.
+func (fs *Filesystem) StatFS(context.Context) (vfs.Statfs, error) {
+	s, err := fs.client.StatFS(fs.root.handle)
+	if err != nil {
+		return vfs.Statfs{}, err
+	}
+	return vfs.Statfs{
+		Type: uint64(s.Type), BlockSize: s.Bsize, Blocks: s.Blocks, BlocksFree: s.Bfree,
+		BlocksAvail: s.Bavail, Files: s.Files, FilesFree: s.Ffree, NameLength: uint64(s.Namelen),
+		FragSize: s.Frsize, Flags: uint64(s.Flags),
+	}, nil
+}
+
+// Sync implements vfs.FilesystemImpl: writes go straight to host FDs, so
+// there is nothing buffered in the sentry.
+func (fs *Filesystem) Sync(context.Context) error { return nil }
+
+// Release implements vfs.FilesystemImpl.
+func (fs *Filesystem) Release(context.Context) { fs.client.Shutdown() }
+
+// inode is one gofer handle.
+type inode struct {
+	fs     *Filesystem
+	handle uint32
+
+	// appendMu serializes O_APPEND writes (find the end, write there).
+	appendMu sync.Mutex
+
+	mu      sync.Mutex // guards the fields below
+	attr    *proto.Attr
+	target  string // cached symlink target, when cacheAttrs
+	evicted bool
+	cache   *pageCache // created on first mmap
+}
+
+func (fs *Filesystem) newInode(h uint32, a *proto.Attr) *inode {
+	return &inode{fs: fs, handle: h, attr: a}
+}
+
+func (i *inode) cachedAttr() *proto.Attr {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.attr
+}
+
+func (i *inode) setAttr(a *proto.Attr) {
+	i.mu.Lock()
+	i.attr = a
+	i.mu.Unlock()
+}
+
+// Perms implements vfs.Inode.
+func (i *inode) Perms() vfs.Perms {
+	a := i.cachedAttr()
+	return vfs.Perms{Mode: a.Mode, UID: auth.KUID(a.Uid), GID: auth.KGID(a.Gid)}
+}
+
+func statxOf(a *proto.Attr) vfs.Statx {
+	ts := func(t *proto.Timespec) vfs.StatxTimestamp {
+		return vfs.StatxTimestamp{Sec: t.GetSec(), Nsec: uint32(t.GetNsec())}
+	}
+	return vfs.Statx{
+		Mask:      unix.STATX_BASIC_STATS,
+		Blksize:   uint32(a.Blksize),
+		Nlink:     uint32(a.Nlink),
+		UID:       a.Uid,
+		GID:       a.Gid,
+		Mode:      uint16(a.Mode),
+		Ino:       a.Ino,
+		Size:      uint64(a.Size),
+		Blocks:    uint64(a.Blocks),
+		Atime:     ts(a.Atime),
+		Mtime:     ts(a.Mtime),
+		Ctime:     ts(a.Ctime),
+		RdevMajor: unix.Major(a.Rdev),
+		RdevMinor: unix.Minor(a.Rdev),
+	}
+}
+
+// Stat implements vfs.Inode.
+func (i *inode) Stat(context.Context) (vfs.Statx, error) {
+	if !i.fs.cacheAttrs {
+		a, err := i.fs.client.Stat(i.handle)
+		if err != nil {
+			return vfs.Statx{}, err
+		}
+		i.setAttr(a)
+	}
+	return statxOf(i.cachedAttr()), nil
+}
+
+// refresh re-reads attributes after a change.
+func (i *inode) refresh() error {
+	a, err := i.fs.client.Stat(i.handle)
+	if err == nil {
+		i.setAttr(a)
+	}
+	return err
+}
+
+// SetStat implements vfs.Inode.
+func (i *inode) SetStat(ctx context.Context, opts vfs.SetStatOptions) error {
+	r := &proto.SetStatReq{}
+	if opts.Mask&unix.STATX_MODE != 0 {
+		r.Mask |= proto.SetStatMode
+		r.Mode = opts.Mode & 0o7777
+	}
+	if opts.Mask&unix.STATX_UID != 0 {
+		r.Mask |= proto.SetStatUID
+		r.Uid = uint32(opts.UID)
+	}
+	if opts.Mask&unix.STATX_GID != 0 {
+		r.Mask |= proto.SetStatGID
+		r.Gid = uint32(opts.GID)
+	}
+	if opts.Mask&unix.STATX_SIZE != 0 {
+		if opts.Size > 1<<63-1 {
+			return unix.EFBIG
+		}
+		r.Mask |= proto.SetStatSize
+		r.Size = int64(opts.Size)
+	}
+	if opts.Mask&unix.STATX_ATIME != 0 {
+		r.Mask |= proto.SetStatAtime
+		r.Atime = &proto.Timespec{Sec: opts.Atime.Sec, Nsec: int64(opts.Atime.Nsec)}
+	}
+	if opts.Mask&unix.STATX_MTIME != 0 {
+		r.Mask |= proto.SetStatMtime
+		r.Mtime = &proto.Timespec{Sec: opts.Mtime.Sec, Nsec: int64(opts.Mtime.Nsec)}
+	}
+	if err := i.fs.client.SetStat(i.handle, r); err != nil {
+		return err
+	}
+	if r.Mask&proto.SetStatSize != 0 {
+		i.truncated(uint64(r.Size))
+	}
+	return i.refresh()
+}
+
+// Lookup implements vfs.Inode.
+func (i *inode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
+	h, a, err := i.fs.client.Walk(i.handle, name)
+	if err != nil {
+		return nil, err
+	}
+	return i.fs.newInode(h, a), nil
+}
+
+// ReadDir implements vfs.Inode.
+func (i *inode) ReadDir(context.Context) ([]vfs.Dirent, error) {
+	ents, err := i.fs.client.ReaddirAll(i.handle)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]vfs.Dirent, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, vfs.Dirent{Name: string(e.Name), Ino: e.Ino, Type: uint8(e.Type)})
+	}
+	return out, nil
+}
+
+// Readlink implements vfs.Inode.
+func (i *inode) Readlink(context.Context) (string, error) {
+	if i.Perms().Type() != unix.S_IFLNK {
+		return "", unix.EINVAL
+	}
+	if i.fs.cacheAttrs {
+		i.mu.Lock()
+		t := i.target
+		i.mu.Unlock()
+		if t != "" {
+			return t, nil
+		}
+	}
+	t, err := i.fs.client.Readlink(i.handle)
+	if err == nil && i.fs.cacheAttrs {
+		i.mu.Lock()
+		i.target = t
+		i.mu.Unlock()
+	}
+	return t, err
+}
+
+// Open implements vfs.Inode. Each description gets its own donated FD, so
+// it keeps working after the inode is evicted.
+func (i *inode) Open(ctx context.Context, flags uint32) (vfs.FileDescriptionImpl, error) {
+	if i.Perms().Type() != unix.S_IFREG {
+		// FIFOs and sockets on a gofer mount are not served yet.
+		return nil, unix.ENXIO
+	}
+	fd, a, err := i.fs.client.Open(i.handle, flags&unix.O_ACCMODE)
+	if err != nil {
+		return nil, err
+	}
+	i.setAttr(a)
+	return newRegularFD(i, fd), nil
+}
+
+func createOpts(opts vfs.CreateOptions) (mode, uid, gid uint32) {
+	return opts.Mode, uint32(opts.UID), uint32(opts.GID)
+}
+
+// Create implements vfs.Inode.
+func (i *inode) Create(ctx context.Context, name string, opts vfs.CreateOptions) (vfs.Inode, error) {
+	mode, uid, gid := createOpts(opts)
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG, 0:
+		h, a, fd, err := i.fs.client.Create(i.handle, name, unix.O_RDWR, mode&0o7777, uid, gid)
+		if err != nil {
+			return nil, err
+		}
+		// The VFS opens the new file with Open; this FD is not needed.
+		unix.Close(fd)
+		return i.fs.newInode(h, a), nil
+	case unix.S_IFIFO, unix.S_IFSOCK:
+		h, a, err := i.fs.client.Mknod(i.handle, name, mode, uid, gid)
+		if err != nil {
+			return nil, err
+		}
+		return i.fs.newInode(h, a), nil
+	default:
+		return nil, unix.EPERM
+	}
+}
+
+// Mkdir implements vfs.Inode.
+func (i *inode) Mkdir(ctx context.Context, name string, opts vfs.CreateOptions) (vfs.Inode, error) {
+	mode, uid, gid := createOpts(opts)
+	h, a, err := i.fs.client.Mkdir(i.handle, name, mode&0o7777, uid, gid)
+	if err != nil {
+		return nil, err
+	}
+	i.refresh()
+	return i.fs.newInode(h, a), nil
+}
+
+// Symlink implements vfs.Inode.
+func (i *inode) Symlink(ctx context.Context, name, target string, opts vfs.CreateOptions) (vfs.Inode, error) {
+	_, uid, gid := createOpts(opts)
+	h, a, err := i.fs.client.Symlink(i.handle, name, target, uid, gid)
+	if err != nil {
+		return nil, err
+	}
+	return i.fs.newInode(h, a), nil
+}
+
+// Link implements vfs.Inode.
+func (i *inode) Link(ctx context.Context, name string, target vfs.Inode) error {
+	t, ok := target.(*inode)
+	if !ok || t.fs != i.fs {
+		return unix.EXDEV
+	}
+	if err := i.fs.client.Link(t.handle, i.handle, name); err != nil {
+		return err
+	}
+	t.refresh()
+	return nil
+}
+
+// Unlink implements vfs.Inode.
+func (i *inode) Unlink(ctx context.Context, name string, child vfs.Inode) error {
+	if err := i.fs.client.Unlink(i.handle, name); err != nil {
+		return err
+	}
+	if c, ok := child.(*inode); ok {
+		c.refresh()
+	}
+	return nil
+}
+
+// Rmdir implements vfs.Inode.
+func (i *inode) Rmdir(ctx context.Context, name string, child vfs.Inode) error {
+	if err := i.fs.client.Rmdir(i.handle, name); err != nil {
+		return err
+	}
+	i.refresh()
+	return nil
+}
+
+// Rename implements vfs.Inode. The VFS has checked RENAME_NOREPLACE, so a
+// plain rename carries it out.
+func (i *inode) Rename(ctx context.Context, oldName string, child vfs.Inode, newParent vfs.Inode, newName string, replaced vfs.Inode) error {
+	np, ok := newParent.(*inode)
+	if !ok || np.fs != i.fs {
+		return unix.EXDEV
+	}
+	return i.fs.client.Rename(i.handle, oldName, np.handle, newName, 0)
+}
+
+// Evict implements vfs.InodeEvicter: the gofer handle goes; open
+// descriptions keep their own FDs, and mappings keep the page cache.
+func (i *inode) Evict(context.Context) {
+	i.mu.Lock()
+	if i.evicted {
+		i.mu.Unlock()
+		return
+	}
+	i.evicted = true
+	c := i.cache
+	i.cache = nil
+	i.mu.Unlock()
+	if c != nil {
+		c.DecRef() // the inode's own reference
+	}
+	i.fs.client.Close(i.handle)
+}
+
+// truncated drops cached pages past a new size.
+func (i *inode) truncated(size uint64) {
+	i.mu.Lock()
+	c := i.cache
+	i.mu.Unlock()
+	if c != nil {
+		c.truncate(size)
+	}
+}
+
+var (
+	_ vfs.FilesystemImpl = (*Filesystem)(nil)
+	_ vfs.Inode          = (*inode)(nil)
+	_ vfs.InodeEvicter   = (*inode)(nil)
+)

@@ -1,0 +1,170 @@
+package gofer
+
+import (
+	"context"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/sentry/linuxerr"
+	"github.com/veil-sandbox/veil/sentry/memmap"
+	"github.com/veil-sandbox/veil/sentry/usermem"
+	"github.com/veil-sandbox/veil/sentry/vfs"
+)
+
+// regularFD is an open regular file of a gofer mount: reads and writes go
+// to the host FD the gofer donated, straight into or out of the caller's
+// memory.
+type regularFD struct {
+	vfs.FileDescriptionDefaultImpl
+	inode *inode
+	fd    int
+}
+
+func newRegularFD(i *inode, fd int) *regularFD { return &regularFD{inode: i, fd: fd} }
+
+// Release implements vfs.FileDescriptionImpl.
+func (f *regularFD) Release(context.Context) { unix.Close(f.fd) }
+
+// Read implements vfs.FileDescriptionImpl.
+func (f *regularFD) Read(ctx context.Context, dst usermem.IOSequence, off int64) (int64, error) {
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
+	pos := off
+	n, err := dst.ReadFrom(func(bufs [][]byte) (int64, error) {
+		for {
+			n, err := unix.Preadv(f.fd, bufs, pos)
+			if err == unix.EINTR {
+				continue
+			}
+			if n > 0 {
+				pos += int64(n)
+			}
+			return int64(max(n, 0)), linuxerr.FromHost(err)
+		}
+	})
+	if n > 0 {
+		// Short reads and faults after some progress are not errors.
+		return n, nil
+	}
+	return n, err
+}
+
+// Write implements vfs.FileDescriptionImpl.
+func (f *regularFD) Write(ctx context.Context, src usermem.IOSequence, off int64, appending bool) (int64, int64, error) {
+	if appending {
+		// Appends are serialized on the inode so that each lands at the
+		// end another left.
+		f.inode.appendMu.Lock()
+		defer f.inode.appendMu.Unlock()
+		var st unix.Stat_t
+		if err := unix.Fstat(f.fd, &st); err != nil {
+			return 0, off, linuxerr.FromHost(err)
+		}
+		off = st.Size
+	}
+	if off < 0 {
+		return 0, off, unix.EINVAL
+	}
+	pos := off
+	n, err := src.WriteTo(func(bufs [][]byte) (int64, error) {
+		for {
+			n, err := unix.Pwritev(f.fd, bufs, pos)
+			if err == unix.EINTR {
+				continue
+			}
+			if n > 0 {
+				pos += int64(n)
+			}
+			return int64(max(n, 0)), linuxerr.FromHost(err)
+		}
+	})
+	if n > 0 {
+		f.cacheRefresh(uint64(off), uint64(n))
+		err = nil
+	}
+	return n, off + n, err
+}
+
+// cacheRefresh keeps mapped pages coherent with a write through the FD.
+func (f *regularFD) cacheRefresh(off, n uint64) {
+	c := f.inode.currentCache(!f.inode.fs.client.ReadOnly)
+	if c != nil {
+		c.refresh(off, n)
+	}
+}
+
+// Stat implements vfs.FileDescriptionImpl; the open FD is the freshest
+// source.
+func (f *regularFD) Stat(ctx context.Context) (vfs.Statx, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return vfs.Statx{}, linuxerr.FromHost(err)
+	}
+	a := attrFromStat(&st)
+	f.inode.setAttr(a)
+	return statxOf(a), nil
+}
+
+// SetStat implements vfs.FileDescriptionImpl.
+func (f *regularFD) SetStat(ctx context.Context, opts vfs.SetStatOptions) error {
+	return f.inode.SetStat(ctx, opts)
+}
+
+// Sync implements vfs.FileDescriptionImpl.
+func (f *regularFD) Sync(context.Context) error {
+	return linuxerr.FromHost(unix.Fsync(f.fd))
+}
+
+// ConfigureMMap implements vfs.FileDescriptionImpl: mappings are served
+// from a page cache in the memory file filled from the host file.
+func (f *regularFD) ConfigureMMap(ctx context.Context, opts *memmap.MMapOpts) error {
+	if !opts.Private && opts.Perms.Write {
+		// Shared writable mappings would need write-back; not yet.
+		return unix.ENODEV
+	}
+	if !opts.Private {
+		opts.MaxPerms.Write = false
+	}
+	c, err := f.inode.mappable(f.fd)
+	if err != nil {
+		return err
+	}
+	opts.Mappable = c
+	a := f.inode.cachedAttr()
+	opts.Dev, opts.Ino = a.Dev, a.Ino
+	return nil
+}
+
+// currentCache returns the inode's page cache, if any.
+func (i *inode) currentCache(any bool) *pageCache {
+	if !any {
+		return nil
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.cache
+}
+
+// mappable returns the inode's page cache, creating it with a duplicate of
+// fd to fill from.
+func (i *inode) mappable(fd int) (*pageCache, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.cache != nil {
+		return i.cache, nil
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, linuxerr.FromHost(err)
+	}
+	c := newPageCache(i.fs.mf, dup)
+	if !i.evicted {
+		// The inode keeps the cache (and its pages) until evicted, so
+		// the next exec of a binary finds it warm.
+		i.cache = c
+	} else {
+		c.refs = 0
+	}
+	return c, nil
+}
