@@ -1,6 +1,7 @@
 package gofer
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -141,11 +142,19 @@ func raiseNoFile() {
 	}
 }
 
+// ErrNeedsNoCgo is returned by Confine in a binary linked with cgo (also
+// any -race build): Go can then not change per-thread credentials on all
+// threads. Build the gofer with CGO_ENABLED=0.
+var ErrNeedsNoCgo = errors.New("gofer: Confine needs a binary built with CGO_ENABLED=0 (capabilities and no_new_privs are per thread)")
+
 // allThreads runs a syscall on every thread of the process: credentials,
 // capability sets and no_new_privs are per thread on Linux, and Go runs
 // goroutines on any of its threads. It fails with ENOTSUP in a cgo binary.
 func allThreads(trap, a1, a2, a3, a4, a5 uintptr) error {
 	_, _, e := syscall.AllThreadsSyscall6(trap, a1, a2, a3, a4, a5, 0)
+	if e == unix.ENOTSUP {
+		return ErrNeedsNoCgo
+	}
 	if e != 0 {
 		return e
 	}

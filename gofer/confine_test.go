@@ -1,6 +1,7 @@
 package gofer
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,6 +33,9 @@ func TestMain(m *testing.M) {
 // forbidden syscall.
 func confinedChild(root, mode string) int {
 	if err := Confine(root); err != nil {
+		if errors.Is(err, ErrNeedsNoCgo) {
+			return exitNoCgo
+		}
 		fmt.Fprintln(os.Stderr, "Confine:", err)
 		return 2
 	}
@@ -57,6 +61,17 @@ func confinedChild(root, mode string) int {
 		return 1
 	}
 	return 0
+}
+
+// exitNoCgo tells the parent that this test binary cannot confine itself.
+const exitNoCgo = 77
+
+// skipIfNoCgo skips when the child could not confine a cgo (or -race)
+// binary.
+func skipIfNoCgo(t *testing.T, cmd *exec.Cmd) {
+	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == exitNoCgo {
+		t.Skip("test binary uses cgo (e.g. -race): Confine needs CGO_ENABLED=0")
+	}
 }
 
 func needRoot(t *testing.T) {
@@ -93,9 +108,19 @@ func TestConfineServes(t *testing.T) {
 	child.Close()
 
 	tc := &testClient{t: t, c: proto.NewConn(fds[0])}
-	resp, _ := tc.call(&proto.Request{Op: &proto.Request_Version{Version: &proto.VersionReq{MinVersion: 1, MaxVersion: 1}}})
-	if resp.Errno != 0 {
-		t.Fatalf("handshake: %d", resp.Errno)
+	if err := tc.c.Send(&proto.Request{Id: 1, Op: &proto.Request_Version{Version: &proto.VersionReq{MinVersion: 1, MaxVersion: 1}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tc.id = 1
+	b, _, err := tc.c.RecvRaw()
+	if err != nil {
+		cmd.Wait()
+		skipIfNoCgo(t, cmd)
+		t.Fatalf("confined gofer did not answer: %v", err)
+	}
+	resp, err := proto.DecodeResponse(b)
+	if err != nil || resp.Errno != 0 {
+		t.Fatalf("handshake: %v %v", err, resp)
 	}
 	tc.root = resp.GetVersion().Root
 	// Exercise every operation, so a syscall missing from the allowlist
@@ -158,7 +183,9 @@ func TestConfineServes(t *testing.T) {
 func TestConfineHidesHost(t *testing.T) {
 	needRoot(t)
 	cmd := startConfined(t, tree(t), "outside", nil)
-	if err := cmd.Wait(); err != nil {
+	err := cmd.Wait()
+	skipIfNoCgo(t, cmd)
+	if err != nil {
 		t.Fatalf("confined child saw the host's tree or not its root: %v", err)
 	}
 }
@@ -167,6 +194,7 @@ func TestConfineSeccompKills(t *testing.T) {
 	needRoot(t)
 	cmd := startConfined(t, tree(t), "forbidden", nil)
 	err := cmd.Wait()
+	skipIfNoCgo(t, cmd)
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if err == nil || !ok || !ws.Signaled() || ws.Signal() != unix.SIGSYS {
 		t.Fatalf("forbidden syscall: %v, want death by SIGSYS", err)
