@@ -260,9 +260,6 @@ func le64(b []byte) uint64 {
 // Block waits until ch is ready, the task is interrupted (ErrInterrupted),
 // or deadline passes (ErrTimedOut; a zero deadline never passes).
 func (t *Task) Block(ch <-chan struct{}, deadline time.Time) error {
-	if t.interrupted() {
-		return ErrInterrupted
-	}
 	var timer <-chan time.Time
 	if !deadline.IsZero() {
 		d := time.Until(deadline)
@@ -273,15 +270,19 @@ func (t *Task) Block(ch <-chan struct{}, deadline time.Time) error {
 		defer tm.Stop()
 		timer = tm.C
 	}
-	select {
-	case <-ch:
-		return nil
-	case <-t.interruptCh:
-		// Leave the wake-up for the run loop's check.
-		t.wake()
-		return ErrInterrupted
-	case <-timer:
-		return ErrTimedOut
+	for {
+		if t.interrupted() {
+			return ErrInterrupted
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-t.interruptCh:
+			// Re-check: a wake-up may be stale (the signal that caused it
+			// was taken by another thread, or is blocked now).
+		case <-timer:
+			return ErrTimedOut
+		}
 	}
 }
 

@@ -51,6 +51,7 @@ type ThreadGroup struct {
 	// Job control: stopping (a stop is in progress), stopped (complete),
 	// and what to report to a waiting parent.
 	stopping       bool
+	groupStopped   bool // every task has parked for the stop
 	stopSignal     int
 	stopReport     bool // a stop not yet reported by wait(WUNTRACED)
 	continueReport bool // a continue not yet reported by wait(WCONTINUED)
@@ -237,9 +238,10 @@ func (tg *ThreadGroup) checkStopCompleteLocked() {
 			return
 		}
 	}
-	if tg.stopReport {
+	if tg.groupStopped {
 		return
 	}
+	tg.groupStopped = true
 	tg.stopReport = true
 	tg.continueReport = false
 	if p := tg.parent; p != nil {
@@ -257,8 +259,9 @@ func (tg *ThreadGroup) continueLocked() {
 	if !tg.stopping {
 		return
 	}
-	wasStopped := tg.stopReport
+	wasStopped := tg.groupStopped
 	tg.stopping = false
+	tg.groupStopped = false
 	tg.stopReport = false
 	for _, t := range tg.tasks {
 		t.wake()
