@@ -50,6 +50,8 @@ type Conn struct {
 	oob    []byte
 
 	sendMu sync.Mutex
+
+	closeOnce sync.Once
 }
 
 // NewConn wraps fd. The Conn does not own fd until Close is called.
@@ -64,8 +66,13 @@ func NewConn(fd int) *Conn {
 // FD returns the socket.
 func (c *Conn) FD() int { return c.fd }
 
-// Close closes the socket.
-func (c *Conn) Close() error { return unix.Close(c.fd) }
+// Close closes the socket; later calls do nothing, so that a closed FD
+// number reused elsewhere is never closed twice.
+func (c *Conn) Close() error {
+	err := error(unix.EBADF)
+	c.closeOnce.Do(func() { err = unix.Close(c.fd) })
+	return err
+}
 
 // Send marshals m into one packet with fds attached. The caller keeps
 // ownership of fds.
