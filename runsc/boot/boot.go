@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/veil-sandbox/veil/fs/dev"
 	"github.com/veil-sandbox/veil/fs/gofer"
 	"github.com/veil-sandbox/veil/fs/host"
 	"github.com/veil-sandbox/veil/fs/proc"
@@ -194,7 +195,7 @@ func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Ker
 					fmt.Sscanf(strings.TrimPrefix(o, "mode="), "%o", &mode)
 				}
 			}
-			if err := mountAt(m.Destination, tmpfs.New(mf, tmpfs.Options{Mode: mode}), flags); err != nil {
+			if err := mountAt(m.Destination, tmpfs.New(mf, tmpfs.Options{Mode: mode, OpenDevice: dev.Open}), flags); err != nil {
 				return nil, vfs.VirtualDentry{}, err
 			}
 		case "proc":
@@ -213,8 +214,17 @@ func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Ker
 		}
 	}
 
+	if !mounted["/dev"] {
+		devFS, err := dev.New(ctx, mf)
+		if err != nil {
+			return nil, vfs.VirtualDentry{}, err
+		}
+		if err := mountAt("/dev", devFS, 0); err != nil {
+			return nil, vfs.VirtualDentry{}, err
+		}
+	}
 	if !mounted["/tmp"] {
-		if err := mountAt("/tmp", tmpfs.New(mf, tmpfs.Options{Mode: 01777}), 0); err != nil {
+		if err := mountAt("/tmp", tmpfs.New(mf, tmpfs.Options{Mode: 01777, OpenDevice: dev.Open}), 0); err != nil {
 			return nil, vfs.VirtualDentry{}, err
 		}
 	}
