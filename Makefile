@@ -48,8 +48,9 @@ bench: deps build
 # readme regenerates the syscall table in README.md from the live binary;
 # bench-readme does the same for the benchmark table (slow: it runs them).
 readme: build
-	bin/runsc syscalls --format=markdown | $(GO) run ./test/cmd/mdsection -file README.md -section syscalls \
-		-table-header '| nr | name | support | note |'
+	bin/runsc syscalls --format=markdown > bin/syscalls.md
+	$(GO) run ./test/cmd/mdsection -file README.md -section syscalls \
+		-table-header '| nr | name | support | note |' < bin/syscalls.md
 
 bench-readme: deps build
 	$(GO) run ./test/benchmarks/cmd/bench > bin/bench.md

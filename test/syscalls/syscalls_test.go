@@ -158,7 +158,10 @@ func buildPrograms(t testing.TB) string {
 				// Build to a temp name and rename, so a concurrent
 				// test binary never runs a half-written file.
 				tmp := filepath.Join(binDir, "."+p+".tmp")
-				cmd := exec.Command("gcc", "-static", "-O2", "-pthread", "-Wall", "-o", tmp, filepath.Join(src, p+".c"))
+				// Compile from src/ by relative name so that the
+				// file names in FAIL lines are short.
+				cmd := exec.Command("gcc", "-static", "-O2", "-pthread", "-Wall", "-o", tmp, p+".c")
+				cmd.Dir = src
 				out, err := cmd.CombinedOutput()
 				if err == nil {
 					err = os.Rename(tmp, filepath.Join(binDir, p))
