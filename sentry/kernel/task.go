@@ -203,15 +203,17 @@ const maxRWCount = 0x7ffff000
 
 // SingleIOSequence is [addr, addr+length) of the task's memory.
 func (t *Task) SingleIOSequence(addr hostarch.Addr, length int) (usermem.IOSequence, error) {
+	// A negative length is a size_t of 2^63 or more: no range that long
+	// fits in user space, so access_ok fails (EFAULT) before the clamp.
 	if length < 0 {
-		return usermem.IOSequence{}, unix.EINVAL
-	}
-	if length > maxRWCount {
-		length = maxRWCount
+		return usermem.IOSequence{}, unix.EFAULT
 	}
 	end, ok := addr.AddLength(uint64(length))
-	if !ok {
+	if !ok || end > t.mm.MaxAddress() {
 		return usermem.IOSequence{}, unix.EFAULT
+	}
+	if length > maxRWCount {
+		end = addr + maxRWCount
 	}
 	return usermem.IOSequence{IO: t.mm, Ranges: []hostarch.AddrRange{{Start: addr, End: end}}}, nil
 }

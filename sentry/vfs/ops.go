@@ -71,6 +71,10 @@ func (vfs *VirtualFilesystem) isMountpoint(d *Dentry) bool {
 // OpenAt is open(2)/openat(2).
 func (vfs *VirtualFilesystem) OpenAt(ctx context.Context, pop *PathOperation, opts OpenOptions) (*FileDescription, error) {
 	flags := opts.Flags
+	// Linux 6.4 and later refuse the meaningless O_CREAT|O_DIRECTORY.
+	if flags&(unix.O_CREAT|unix.O_DIRECTORY) == unix.O_CREAT|unix.O_DIRECTORY {
+		return nil, unix.EINVAL
+	}
 	if flags&unix.O_CREAT != 0 && flags&unix.O_PATH == 0 {
 		return vfs.openCreate(ctx, pop, opts)
 	}

@@ -509,10 +509,21 @@ func prlimit(t *kernel.Task, target *kernel.Task, res int32, newAddr, oldAddr ho
 }
 
 func Getrlimit(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
-	return 0, prlimit(t, t, args[0].Int(), 0, args[1].Pointer())
+	r, err := rlimitResource(args[0].Int())
+	if err != nil {
+		return 0, err
+	}
+	l := t.ThreadGroup().Limits().Get(r)
+	if err := copyOutLE(t, args[1].Pointer(), l.Cur, l.Max); err != nil {
+		return 0, unix.EFAULT
+	}
+	return 0, nil
 }
 
 func Setrlimit(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
+	if args[1].Pointer() == 0 {
+		return 0, unix.EFAULT
+	}
 	return 0, prlimit(t, t, args[0].Int(), args[1].Pointer(), 0)
 }
 

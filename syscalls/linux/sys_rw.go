@@ -49,9 +49,6 @@ func writeFile(t *kernel.Task, fd int32, src usermem.IOSequence, off int64) (uin
 
 // Read is read(2).
 func Read(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
-	if int64(args[2].SizeT()) < 0 {
-		return 0, unix.EINVAL
-	}
 	dst, err := t.SingleIOSequence(args[1].Pointer(), int(args[2].SizeT()))
 	if err != nil {
 		return 0, err
@@ -61,9 +58,6 @@ func Read(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 
 // Write is write(2).
 func Write(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
-	if int64(args[2].SizeT()) < 0 {
-		return 0, unix.EINVAL
-	}
 	src, err := t.SingleIOSequence(args[1].Pointer(), int(args[2].SizeT()))
 	if err != nil {
 		return 0, err
