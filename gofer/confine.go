@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"unsafe"
 
@@ -106,25 +107,38 @@ func enterRoot(root string) error {
 	if err := unix.Mount("", "/", "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("gofer: make mounts private: %w", err)
 	}
-	// pivot_root needs the new root to be a mount point.
-	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("gofer: bind %q onto itself: %w", root, err)
+	// pivot_root needs the new root to be a mount point we can chdir into.
+	// Binding a directory onto itself does that, except for "/": a lookup
+	// of "/" never descends into a mount stacked on the root, so the root
+	// is bound (recursively, a copy of the tree as it stands) onto a
+	// staging directory instead. All of this is in the gofer's own mount
+	// namespace.
+	stage := root
+	if filepath.Clean(root) == "/" {
+		stage = ""
+		for _, d := range []string{"/proc", "/mnt", "/tmp", "/srv"} {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				stage = d
+				break
+			}
+		}
+		if stage == "" {
+			return fmt.Errorf("gofer: no directory to stage the root on")
+		}
 	}
-	if err := unix.Chdir(root); err != nil {
-		return fmt.Errorf("gofer: chdir %q: %w", root, err)
+	if err := unix.Mount(root, stage, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("gofer: bind %q onto %q: %w", root, stage, err)
+	}
+	if err := unix.Chdir(stage); err != nil {
+		return fmt.Errorf("gofer: chdir %q: %w", stage, err)
 	}
 	// pivot_root(".", ".") stacks the old root on top of the new one; the
 	// detach then leaves only the new root.
-	err := unix.PivotRoot(".", ".")
-	if err == nil {
-		if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("gofer: detach old root: %w", err)
-		}
-	} else {
-		fmt.Fprintf(os.Stderr, "gofer: pivot_root impossible (%v), using chroot\n", err)
-		if err := unix.Chroot("."); err != nil {
-			return fmt.Errorf("gofer: chroot %q: %w", root, err)
-		}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("gofer: pivot_root into %q: %w", root, err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("gofer: detach old root: %w", err)
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("gofer: chdir /: %w", err)
