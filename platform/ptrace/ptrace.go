@@ -273,6 +273,8 @@ func (s *subprocess) Release() {
 // thread is one stub thread and what the platform knows of it.
 type thread struct {
 	tgid, tid int32
+	// cpu is the CPU the thread is pinned to (-1: not pinned).
+	cpu int32
 	// initRegs are registers valid for running stub code (segments,
 	// flags); injections start from a copy.
 	initRegs unix.PtraceRegs
@@ -287,7 +289,7 @@ func seize(tgid, tid int32) (*thread, error) {
 	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(tid), 0, 0, 0, 0); e != 0 {
 		return nil, fmt.Errorf("ptrace: interrupting stub thread %d: %w", tid, e)
 	}
-	t := &thread{tgid: tgid, tid: tid}
+	t := &thread{tgid: tgid, tid: tid, cpu: -1}
 	if _, err := t.wait(); err != nil {
 		return nil, err
 	}
@@ -479,6 +481,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		ac.FPDirty = false
 		ac.FPValid = true
 	}
+	t.bindToCurrentCPU()
 	c.regs = ac.Regs
 	c.regs.Orig_rax = ^uint64(0) // never let the host restart anything
 	if err := t.setRegs(&c.regs); err != nil {
@@ -541,5 +544,24 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 			// the sentry's namespace): ignore them.
 			continue
 		}
+	}
+}
+
+// bindToCurrentCPU pins the stub thread to the CPU the tracer runs on. A
+// ptrace stop and resume wakes the other side; on the same CPU that is a
+// direct switch, across CPUs an IPI and a remote wake-up that costs several
+// times more on virtual machines.
+func (t *thread) bindToCurrentCPU() {
+	var cpu, node uint32
+	if _, _, e := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), uintptr(unsafe.Pointer(&node)), 0); e != 0 {
+		return
+	}
+	if t.cpu == int32(cpu) {
+		return
+	}
+	var set unix.CPUSet
+	set.Set(int(cpu))
+	if unix.SchedSetaffinity(int(t.tid), &set) == nil {
+		t.cpu = int32(cpu)
 	}
 }
