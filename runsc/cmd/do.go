@@ -125,11 +125,17 @@ func (c *Do) doArgs(argv []string) (*sandbox.Options, error) {
 
 // defaultCwd is the caller's working directory when the same path is a
 // directory inside root (so `runsc do ls` lists what the caller expects
-// with the default root), else "/".
+// with the default root) and not under one of the sandbox's own mounts
+// (/tmp, /proc, /dev hide the host's), else "/".
 func defaultCwd(root string) string {
 	wd, err := os.Getwd()
 	if err != nil {
 		return "/"
+	}
+	for _, own := range []string{"/tmp", "/proc", "/dev"} {
+		if wd == own || strings.HasPrefix(wd, own+"/") {
+			return "/"
+		}
 	}
 	host, err := specutils.ResolveInRoot(root, wd)
 	if err != nil {

@@ -1,6 +1,8 @@
 package syscalls
 
 import (
+	"github.com/veil-sandbox/veil/test/testutil"
+
 	"bytes"
 	"context"
 	"errors"
@@ -141,8 +143,8 @@ func buildPrograms(t testing.TB) string {
 			return
 		}
 		src := filepath.Join(repoRoot(t), "test", "syscalls", "src")
-		binDir = filepath.Join(repoRoot(t), "test", "syscalls", "bin")
-		if buildErr = os.MkdirAll(binDir, 0o755); buildErr != nil {
+		binDir, buildErr = testutil.VisibleDir(filepath.Join(repoRoot(t), "test", "syscalls", "bin"), "syscalls")
+		if buildErr != nil {
 			return
 		}
 		var wg sync.WaitGroup
