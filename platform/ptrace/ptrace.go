@@ -414,10 +414,18 @@ type context struct {
 	tgid        atomic.Int32
 	interrupted atomic.Bool
 	regs        unix.PtraceRegs
+	// lastAS and lastThread cache the stub thread of the address space
+	// the context ran in last (the task's goroutine keeps its OS thread).
+	lastAS     *subprocess
+	lastThread *thread
+	// cpu is where the context runs (-1: not chosen yet, -2: unpinned);
+	// origAffinity is restored on Release.
+	cpu          int32
+	origAffinity unix.CPUSet
 }
 
 // NewContext implements platform.Platform.
-func (p *Platform) NewContext() platform.Context { return &context{p: p} }
+func (p *Platform) NewContext() platform.Context { return &context{p: p, cpu: -1} }
 
 // interruptSignal is sent to a running stub thread to make it stop; the
 // stop is reported to its tracer and the signal discarded.
@@ -431,8 +439,14 @@ func (c *context) Interrupt() {
 	}
 }
 
-// Release implements platform.Context.
-func (c *context) Release() {}
+// Release implements platform.Context. It runs on the context's OS thread
+// and gives that thread back its CPU affinity before it returns to Go's pool.
+func (c *context) Release() {
+	if c.cpu >= 0 {
+		unix.SchedSetaffinity(0, &c.origAffinity)
+		c.cpu = -1
+	}
+}
 
 // fitFP sizes an FP image to the host's XSAVE length.
 func (c *context) fitFP(ac *arch.Context) {
@@ -468,10 +482,15 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 	if c.interrupted.Swap(false) {
 		return nil, hostarch.NoAccess, platform.ErrContextInterrupt
 	}
+	c.bind()
 	s := as.(*subprocess)
-	t, err := s.current()
-	if err != nil {
-		return nil, hostarch.NoAccess, err
+	t := c.lastThread
+	if c.lastAS != s {
+		var err error
+		if t, err = s.current(); err != nil {
+			return nil, hostarch.NoAccess, err
+		}
+		c.lastAS, c.lastThread = s, t
 	}
 	if ac.FPDirty {
 		c.fitFP(ac)
@@ -481,7 +500,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		ac.FPDirty = false
 		ac.FPValid = true
 	}
-	t.bindToCurrentCPU()
+	c.bindThread(t)
 	c.regs = ac.Regs
 	c.regs.Orig_rax = ^uint64(0) // never let the host restart anything
 	if err := t.setRegs(&c.regs); err != nil {
@@ -547,21 +566,51 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 	}
 }
 
-// bindToCurrentCPU pins the stub thread to the CPU the tracer runs on. A
-// ptrace stop and resume wakes the other side; on the same CPU that is a
-// direct switch, across CPUs an IPI and a remote wake-up that costs several
-// times more on virtual machines.
-func (t *thread) bindToCurrentCPU() {
-	var cpu, node uint32
-	if _, _, e := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), uintptr(unsafe.Pointer(&node)), 0); e != 0 {
+// CPU placement. A ptrace stop and resume wakes the other side; when tracer
+// and stub share a CPU that is a direct switch, across CPUs an IPI and a
+// remote wake-up that cost several times more on virtual machines. So each
+// context picks a CPU (round robin, so that threads of one program spread
+// out), and pins its tracer OS thread and every stub thread it runs to it.
+var nextCPU atomic.Uint32
+
+// bind pins the calling OS thread to the context's CPU, choosing one first.
+func (c *context) bind() {
+	if c.cpu >= 0 {
 		return
 	}
-	if t.cpu == int32(cpu) {
+	var orig unix.CPUSet
+	if unix.SchedGetaffinity(0, &orig) != nil || orig.Count() == 0 {
+		c.cpu = -2 // cannot pin: leave placement to the host
+		return
+	}
+	// The n-th allowed CPU, round robin.
+	n := int(nextCPU.Add(1)-1) % orig.Count()
+	for cpu := 0; cpu < len(orig)*64; cpu++ {
+		if orig.IsSet(cpu) {
+			if n == 0 {
+				var set unix.CPUSet
+				set.Set(cpu)
+				if unix.SchedSetaffinity(0, &set) != nil {
+					c.cpu = -2
+					return
+				}
+				c.cpu, c.origAffinity = int32(cpu), orig
+				return
+			}
+			n--
+		}
+	}
+	c.cpu = -2
+}
+
+// bindThread pins a stub thread to the context's CPU.
+func (c *context) bindThread(t *thread) {
+	if c.cpu < 0 || t.cpu == c.cpu {
 		return
 	}
 	var set unix.CPUSet
-	set.Set(int(cpu))
+	set.Set(int(c.cpu))
 	if unix.SchedSetaffinity(int(t.tid), &set) == nil {
-		t.cpu = int32(cpu)
+		t.cpu = c.cpu
 	}
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"golang.org/x/sys/unix"
+	"path"
 
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/limits"
@@ -85,7 +86,7 @@ func (t *Task) loadExecutable(path string, argv, envv []string) error {
 	}
 	auxv = appendLE64(appendLE64(auxv, 0), 0)
 	t.mm.SetAuxv(auxv)
-	t.mm.SetExecutable(res.ExecPath)
+	t.mm.SetExecutable(t.absPath(res.ExecPath))
 	t.ac.ResetForExec(res.Entry, res.StackPointer)
 	t.SetName(baseName(path))
 	return nil
@@ -167,4 +168,14 @@ func (t *Task) Execve(path string, argv, envv []string) error {
 	t.robustList = 0
 	k.mu.Unlock()
 	return ErrNoReturn
+}
+
+// absPath makes a path the task gave absolute, as /proc/pid/exe shows it.
+func (t *Task) absPath(p string) string {
+	if path.IsAbs(p) {
+		return path.Clean(p)
+	}
+	fsc := t.FSContext()
+	cwd, _ := t.k.VFS().PathnameWithin(fsc.Root(), fsc.WorkingDirectory())
+	return path.Join(cwd, p)
 }

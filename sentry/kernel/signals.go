@@ -216,6 +216,7 @@ func (t *Task) forceSignal(info *arch.SignalInfo) {
 		t.signalMask &^= SignalSetOf(sig)
 	}
 	t.pending.enqueue(info)
+	t.pendingWork.Store(true)
 }
 
 // SignalMask returns the blocked set.

@@ -48,6 +48,9 @@ type Task struct {
 	altStack      arch.SignalStack
 	// interruptCh wakes Block; it has room for one wake-up.
 	interruptCh chan struct{}
+	// pendingWork says something may need the run loop's slow path
+	// (signals, stops, exit); set before every wake-up.
+	pendingWork atomic.Bool
 	// exiting is set (under k.mu) when the task must exit: exit_group,
 	// a fatal signal, or exec by another thread.
 	exiting bool
@@ -296,6 +299,7 @@ func (t *Task) Sleep(d time.Duration) error {
 // wake makes a current or the next Block return ErrInterrupted and stops
 // application code if it is running.
 func (t *Task) wake() {
+	t.pendingWork.Store(true)
 	select {
 	case t.interruptCh <- struct{}{}:
 	default:
@@ -330,13 +334,16 @@ func (t *Task) run() {
 	// keeps it for life.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	t.pendingWork.Store(true)
 	for {
-		if t.checkStopAndExit() {
-			break
-		}
-		t.deliverSignals()
-		if t.checkStopAndExit() {
-			break
+		if t.needsSlowPath() {
+			if t.checkStopAndExit() {
+				break
+			}
+			t.deliverSignals()
+			if t.checkStopAndExit() {
+				break
+			}
 		}
 		as := t.mm.AddressSpace()
 		before := time.Now()
@@ -356,6 +363,22 @@ func (t *Task) run() {
 		}
 	}
 	t.exit()
+}
+
+// needsSlowPath reports whether the run loop must look at signals, stops
+// and exit before going back to the application. Everything that can
+// change the answer sets pendingWork (through wake) first; a syscall that
+// returned a restart code, or a temporary signal mask, always need it.
+func (t *Task) needsSlowPath() bool {
+	if t.pendingWork.Swap(false) || t.haveSavedMask {
+		return true
+	}
+	if t.ac.Regs.Orig_rax != ^uint64(0) {
+		if rv := int64(t.ac.Regs.Rax); rv < 0 && linuxerr.IsRestart(unix.Errno(-rv)) {
+			return true
+		}
+	}
+	return false
 }
 
 // handleFault turns a fault into a page fault for mm, or a signal.

@@ -184,6 +184,7 @@ func (k *Kernel) killAll() {
 func (t *Task) Exit(code int) {
 	t.k.mu.Lock()
 	t.exiting = true
+	t.pendingWork.Store(true)
 	if len(t.tg.tasks) == 1 && !t.tg.exiting {
 		t.tg.status = ExitStatus(code)
 	}
