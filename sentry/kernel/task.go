@@ -464,17 +464,32 @@ func (t *Task) RestartSyscall() (uintptr, error) {
 	return fn(t)
 }
 
+// StraceEnter and StraceResult decode a syscall and its result for
+// --strace; the syscall table installs them (it knows the arguments).
+var (
+	StraceEnter  func(t *Task, nr uintptr, args arch.SyscallArguments) string
+	StraceResult func(rval uintptr, err error) string
+)
+
 func (t *Task) straceEnter(nr uintptr, args arch.SyscallArguments) string {
+	if StraceEnter != nil {
+		return fmt.Sprintf("[%d] %s", t.tid, StraceEnter(t, nr, args))
+	}
 	return fmt.Sprintf("[%d] %s(%#x, %#x, %#x, %#x, %#x, %#x)", t.tid, syscallName(nr),
 		args[0].Value, args[1].Value, args[2].Value, args[3].Value, args[4].Value, args[5].Value)
 }
 
 func (t *Task) straceExit(line string, rval uintptr, err error, took time.Duration) {
-	if err != nil && err != errNoReturn {
-		fmt.Fprintf(t.k.Strace, "%s = %v <%v>\n", line, err, took)
-	} else {
-		fmt.Fprintf(t.k.Strace, "%s = %#x <%v>\n", line, rval, took)
+	var res string
+	switch {
+	case StraceResult != nil:
+		res = StraceResult(rval, err)
+	case err != nil && err != errNoReturn:
+		res = err.Error()
+	default:
+		res = fmt.Sprintf("%#x", rval)
 	}
+	fmt.Fprintf(t.k.Strace, "%s = %s <%v>\n", line, res, took)
 }
 
 // SyscallName names syscalls for strace; set by the syscall table.
