@@ -46,6 +46,7 @@ type Platform struct {
 // map application memory from it. New must run before the sentry confines
 // itself: it execs the template through /proc/self/fd.
 func New(memFD int) (*Platform, error) {
+	quietStops()
 	p := &Platform{requests: make(chan func())}
 	errc := make(chan error, 1)
 	go p.factory(memFD, errc)
@@ -613,4 +614,31 @@ func (c *context) bindThread(t *thread) {
 	if unix.SchedSetaffinity(int(t.tid), &set) == nil {
 		t.cpu = c.cpu
 	}
+}
+
+// sigaction is the kernel's struct sigaction on x86-64.
+type sigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+const saNoCldStop = 1
+
+// quietStops adds SA_NOCLDSTOP to the sentry's SIGCHLD action. Every
+// ptrace stop of a stub otherwise raises SIGCHLD in the sentry, and Go's
+// runtime handler runs for each one: that alone costs about as much as
+// the stop. wait4 is still woken (the kernel wakes waiters with or
+// without the signal), and stub exits still signal.
+func quietStops() {
+	var act sigaction
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&act)), 8, 0, 0); e != 0 {
+		return
+	}
+	if act.flags&saNoCldStop != 0 {
+		return
+	}
+	act.flags |= saNoCldStop
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
 }
