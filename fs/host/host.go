@@ -167,6 +167,16 @@ func (f *hostFile) Write(ctx context.Context, src usermem.IOSequence, off int64,
 	return 0, end, linuxerr.FromHost(err)
 }
 
+// OffsetChanged implements vfs.OffsetSharer: the host FD's offset follows
+// the sandbox's, so that the process that donated the FD (a shell doing
+// `(runsc do cmd; echo more) > file`) continues after what the sandbox
+// wrote.
+func (f *hostFile) OffsetChanged(off int64) {
+	if !f.stream {
+		unix.Seek(f.fd, off, unix.SEEK_SET)
+	}
+}
+
 func (f *hostFile) Stat(context.Context) (vfs.Statx, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {

@@ -37,8 +37,12 @@ func (f execFile) Close() error {
 	return nil
 }
 
-// execOpener resolves executables in the task's root and cwd.
-type execOpener struct{ t *Task }
+// execOpener resolves executables in the task's root and cwd, and
+// remembers where each path led (symlinks resolved), for /proc/pid/exe.
+type execOpener struct {
+	t        *Task
+	resolved map[string]string
+}
 
 func (o execOpener) Open(path string) (loader.File, error) {
 	t := o.t
@@ -46,6 +50,9 @@ func (o execOpener) Open(path string) (loader.File, error) {
 	fd, err := t.k.VFS().OpenForExec(t, fsc.Root(), fsc.WorkingDirectory(), path)
 	if err != nil {
 		return nil, err
+	}
+	if p, ok := t.k.VFS().PathnameWithin(fsc.Root(), fd.VirtualDentry()); ok {
+		o.resolved[path] = p
 	}
 	return execFile{t: t, fd: fd}, nil
 }
@@ -61,9 +68,10 @@ func (t *Task) loadExecutable(path string, argv, envv []string) error {
 		stack = 1 << 30
 	}
 	t.mm.SetStackLimit(stack)
+	opener := execOpener{t: t, resolved: make(map[string]string)}
 	res, err := loader.Load(loader.LoadArgs{
 		MM:        t.mm,
-		Opener:    execOpener{t},
+		Opener:    opener,
 		Path:      path,
 		Argv:      argv,
 		Envv:      envv,
@@ -86,7 +94,11 @@ func (t *Task) loadExecutable(path string, argv, envv []string) error {
 	}
 	auxv = appendLE64(appendLE64(auxv, 0), 0)
 	t.mm.SetAuxv(auxv)
-	t.mm.SetExecutable(t.absPath(res.ExecPath))
+	exe, ok := opener.resolved[res.ExecPath]
+	if !ok {
+		exe = t.absPath(res.ExecPath)
+	}
+	t.mm.SetExecutable(exe)
 	t.ac.ResetForExec(res.Entry, res.StackPointer)
 	t.SetName(baseName(path))
 	return nil

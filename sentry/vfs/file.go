@@ -61,6 +61,13 @@ type Seeker interface {
 	Seek(ctx context.Context, offset int64, whence int32, cur int64) (int64, error)
 }
 
+// OffsetSharer is implemented by files whose offset is also held outside
+// the sandbox (a donated host file shares its open file description with
+// the process that gave it): the VFS tells it every new file offset.
+type OffsetSharer interface {
+	OffsetChanged(off int64)
+}
+
 // Streamer marks stream files (pipes, sockets, ttys): lseek, pread and
 // pwrite give ESPIPE. Embed DefaultStream.
 type Streamer interface {
@@ -227,8 +234,18 @@ func (fd *FileDescription) Read(ctx context.Context, dst usermem.IOSequence) (in
 	fd.offMu.Lock()
 	defer fd.offMu.Unlock()
 	n, err := fd.impl.Read(ctx, dst, fd.off)
-	fd.off += n
+	if n > 0 {
+		fd.setOffLocked(fd.off + n)
+	}
 	return n, err
+}
+
+// setOffLocked moves the file offset; offMu is held.
+func (fd *FileDescription) setOffLocked(off int64) {
+	fd.off = off
+	if s, ok := fd.impl.(OffsetSharer); ok {
+		s.OffsetChanged(off)
+	}
 }
 
 // PRead reads at off without touching the file offset (pread64(2)).
@@ -260,7 +277,7 @@ func (fd *FileDescription) Write(ctx context.Context, src usermem.IOSequence) (i
 	defer fd.offMu.Unlock()
 	n, end, err := fd.impl.Write(ctx, src, fd.off, appending)
 	if n > 0 || appending {
-		fd.off = end
+		fd.setOffLocked(end)
 	}
 	return n, err
 }
@@ -311,7 +328,7 @@ func (fd *FileDescription) Seek(ctx context.Context, offset int64, whence int32)
 		n, err = GenericSeek(ctx, fd.impl, offset, whence, fd.off)
 	}
 	if err == nil {
-		fd.off = n
+		fd.setOffLocked(n)
 	}
 	return n, err
 }
