@@ -3,9 +3,12 @@
 // presents that mount to the sandbox. Bulk I/O goes to the host FDs the
 // gofer donates; only metadata and tree changes cross the socket.
 //
-// Lock order: inode.appendMu, then inode.mu or pageCache.mu (never both;
-// inode.mu is released before a cache is used), then Client.mu, which is a
-// leaf held only for one round trip.
+// Lock order: inode.appendMu; then Filesystem.handleMu, held across the
+// round trips that use or re-acquire handles (handle.go) and taken by mmap
+// under memory manager locks, so nothing under it calls into the memory
+// manager; then inode.mu or pageCache.mu (never both; inode.mu is released
+// before a cache is used); then Client.mu, which is a leaf held only for
+// one round trip.
 package gofer
 
 import (

@@ -21,13 +21,19 @@ type Filesystem struct {
 	// and Stat never crosses the socket.
 	cacheAttrs bool
 	root       *inode
+
+	// handleMu guards inode.hold and inode.links of every inode, and
+	// closing (see handle.go).
+	handleMu sync.RWMutex
+	// closing holds released handles not yet closed.
+	closing []uint32
 }
 
 // NewFilesystem makes the filesystem of client's mount. Page caches of
 // mapped files live in mf.
 func NewFilesystem(client *Client, mf *memory.File) *Filesystem {
 	fs := &Filesystem{client: client, mf: mf, cacheAttrs: client.ReadOnly}
-	fs.root = fs.newInode(client.Root, client.RootAttr)
+	fs.root = fs.newInode(client.Root, client.RootAttr, nil, "")
 	return fs
 }
 
@@ -42,7 +48,7 @@ func (fs *Filesystem) Root(context.Context) (vfs.Inode, error) { return fs.root,
 
 // StatFS implements vfs.FilesystemImpl.
 func (fs *Filesystem) StatFS(context.Context) (vfs.Statfs, error) {
-	s, err := fs.client.StatFS(fs.root.handle)
+	s, err := fs.client.StatFS(fs.root.hold.handle)
 	if err != nil {
 		return vfs.Statfs{}, err
 	}
@@ -60,23 +66,24 @@ func (fs *Filesystem) Sync(context.Context) error { return nil }
 // Release implements vfs.FilesystemImpl.
 func (fs *Filesystem) Release(context.Context) { fs.client.Shutdown() }
 
-// inode is one gofer handle.
+// inode is one file of the mount, holding a gofer handle for it while its
+// dentry is cached (handle.go).
 type inode struct {
-	fs     *Filesystem
-	handle uint32
+	fs *Filesystem
+
+	// hold and links are guarded by fs.handleMu. links are the names the
+	// inode is known by, to walk to it again once its handle was
+	// released; none left means it was unlinked. The root has none and
+	// never lets go of its handle.
+	hold  *holding
+	links []link
 
 	// appendMu serializes O_APPEND writes (find the end, write there).
 	appendMu sync.Mutex
 
-	mu      sync.Mutex // guards the fields below
-	attr    *proto.Attr
-	target  string // cached symlink target, when cacheAttrs
-	evicted bool
-	cache   *pageCache // created on first mmap
-}
-
-func (fs *Filesystem) newInode(h uint32, a *proto.Attr) *inode {
-	return &inode{fs: fs, handle: h, attr: a}
+	mu     sync.Mutex // guards attr, target and hold.cache
+	attr   *proto.Attr
+	target string // cached symlink target, when cacheAttrs
 }
 
 func (i *inode) cachedAttr() *proto.Attr {
@@ -122,18 +129,24 @@ func statxOf(a *proto.Attr) vfs.Statx {
 // Stat implements vfs.Inode.
 func (i *inode) Stat(context.Context) (vfs.Statx, error) {
 	if !i.fs.cacheAttrs {
-		a, err := i.fs.client.Stat(i.handle)
+		err := i.withHandle(i.refreshWith)
+		if err == unix.ESTALE && i.unlinked() {
+			// A deleted file or directory still held open (or as a
+			// cwd): the last attributes, with no links, as Linux shows.
+			st := statxOf(i.cachedAttr())
+			st.Nlink = 0
+			return st, nil
+		}
 		if err != nil {
 			return vfs.Statx{}, err
 		}
-		i.setAttr(a)
 	}
 	return statxOf(i.cachedAttr()), nil
 }
 
-// refresh re-reads attributes after a change.
-func (i *inode) refresh() error {
-	a, err := i.fs.client.Stat(i.handle)
+// refreshWith re-reads attributes through h, i's handle, after a change.
+func (i *inode) refreshWith(h uint32) error {
+	a, err := i.fs.client.Stat(h)
 	if err == nil {
 		i.setAttr(a)
 	}
@@ -170,27 +183,48 @@ func (i *inode) SetStat(ctx context.Context, opts vfs.SetStatOptions) error {
 		r.Mask |= proto.SetStatMtime
 		r.Mtime = &proto.Timespec{Sec: opts.Mtime.Sec, Nsec: int64(opts.Mtime.Nsec)}
 	}
-	if err := i.fs.client.SetStat(i.handle, r); err != nil {
-		return err
-	}
-	if r.Mask&proto.SetStatSize != 0 {
+	err := i.withHandle(func(h uint32) error {
+		if err := i.fs.client.SetStat(h, r); err != nil {
+			return err
+		}
+		return i.refreshWith(h)
+	})
+	if err == nil && r.Mask&proto.SetStatSize != 0 {
+		// Outside handleMu: dropping pages invalidates mappings, which
+		// takes memory manager locks, and mmap takes handleMu under
+		// those (mappable).
 		i.truncated(uint64(r.Size))
 	}
-	return i.refresh()
+	return err
 }
 
 // Lookup implements vfs.Inode.
 func (i *inode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
-	h, a, err := i.fs.client.Walk(i.handle, name)
+	var c *inode
+	err := i.withHandle(func(dh uint32) error {
+		h, a, err := i.fs.client.Walk(dh, name)
+		if err == nil {
+			c = i.fs.newInode(h, a, i, name)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return i.fs.newInode(h, a), nil
+	return c, nil
 }
 
 // ReadDir implements vfs.Inode.
 func (i *inode) ReadDir(context.Context) ([]vfs.Dirent, error) {
-	ents, err := i.fs.client.ReaddirAll(i.handle)
+	var ents []*proto.Dirent
+	err := i.withHandle(func(h uint32) (err error) {
+		ents, err = i.fs.client.ReaddirAll(h)
+		return err
+	})
+	if err == unix.ESTALE && i.unlinked() {
+		// A removed directory was empty, as Linux lists it.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +248,11 @@ func (i *inode) Readlink(context.Context) (string, error) {
 			return t, nil
 		}
 	}
-	t, err := i.fs.client.Readlink(i.handle)
+	var t string
+	err := i.withHandle(func(h uint32) (err error) {
+		t, err = i.fs.client.Readlink(h)
+		return err
+	})
 	if err == nil && i.fs.cacheAttrs {
 		i.mu.Lock()
 		i.target = t
@@ -224,17 +262,25 @@ func (i *inode) Readlink(context.Context) (string, error) {
 }
 
 // Open implements vfs.Inode. Each description gets its own donated FD, so
-// it keeps working after the inode is evicted.
+// it keeps working after the inode lets go of its handle, even if the
+// file is unlinked meanwhile.
 func (i *inode) Open(ctx context.Context, flags uint32) (vfs.FileDescriptionImpl, error) {
 	if i.Perms().Type() != unix.S_IFREG {
 		// FIFOs and sockets on a gofer mount are not served yet.
 		return nil, unix.ENXIO
 	}
-	fd, a, err := i.fs.client.Open(i.handle, flags&unix.O_ACCMODE)
+	var fd int
+	err := i.withHandle(func(h uint32) error {
+		f, a, err := i.fs.client.Open(h, flags&unix.O_ACCMODE)
+		if err == nil {
+			fd = f
+			i.setAttr(a)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	i.setAttr(a)
 	return newRegularFD(i, fd), nil
 }
 
@@ -245,45 +291,69 @@ func createOpts(opts vfs.CreateOptions) (mode, uid, gid uint32) {
 // Create implements vfs.Inode.
 func (i *inode) Create(ctx context.Context, name string, opts vfs.CreateOptions) (vfs.Inode, error) {
 	mode, uid, gid := createOpts(opts)
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG, 0:
-		h, a, fd, err := i.fs.client.Create(i.handle, name, unix.O_RDWR, mode&0o7777, uid, gid)
-		if err != nil {
-			return nil, err
+	var c *inode
+	err := i.withHandle(func(dh uint32) error {
+		switch mode & unix.S_IFMT {
+		case unix.S_IFREG, 0:
+			h, a, fd, err := i.fs.client.Create(dh, name, unix.O_RDWR, mode&0o7777, uid, gid)
+			if err != nil {
+				return err
+			}
+			// The VFS opens the new file with Open; this FD is not needed.
+			unix.Close(fd)
+			c = i.fs.newInode(h, a, i, name)
+			return nil
+		case unix.S_IFIFO, unix.S_IFSOCK:
+			h, a, err := i.fs.client.Mknod(dh, name, mode, uid, gid)
+			if err != nil {
+				return err
+			}
+			c = i.fs.newInode(h, a, i, name)
+			return nil
+		default:
+			return unix.EPERM
 		}
-		// The VFS opens the new file with Open; this FD is not needed.
-		unix.Close(fd)
-		return i.fs.newInode(h, a), nil
-	case unix.S_IFIFO, unix.S_IFSOCK:
-		h, a, err := i.fs.client.Mknod(i.handle, name, mode, uid, gid)
-		if err != nil {
-			return nil, err
-		}
-		return i.fs.newInode(h, a), nil
-	default:
-		return nil, unix.EPERM
+	})
+	if err != nil {
+		return nil, err
 	}
+	return c, nil
 }
 
 // Mkdir implements vfs.Inode.
 func (i *inode) Mkdir(ctx context.Context, name string, opts vfs.CreateOptions) (vfs.Inode, error) {
 	mode, uid, gid := createOpts(opts)
-	h, a, err := i.fs.client.Mkdir(i.handle, name, mode&0o7777, uid, gid)
+	var c *inode
+	err := i.withHandle(func(dh uint32) error {
+		h, a, err := i.fs.client.Mkdir(dh, name, mode&0o7777, uid, gid)
+		if err != nil {
+			return err
+		}
+		c = i.fs.newInode(h, a, i, name)
+		i.refreshWith(dh)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	i.refresh()
-	return i.fs.newInode(h, a), nil
+	return c, nil
 }
 
 // Symlink implements vfs.Inode.
 func (i *inode) Symlink(ctx context.Context, name, target string, opts vfs.CreateOptions) (vfs.Inode, error) {
 	_, uid, gid := createOpts(opts)
-	h, a, err := i.fs.client.Symlink(i.handle, name, target, uid, gid)
+	var c *inode
+	err := i.withHandle(func(dh uint32) error {
+		h, a, err := i.fs.client.Symlink(dh, name, target, uid, gid)
+		if err == nil {
+			c = i.fs.newInode(h, a, i, name)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return i.fs.newInode(h, a), nil
+	return c, nil
 }
 
 // Link implements vfs.Inode.
@@ -292,30 +362,62 @@ func (i *inode) Link(ctx context.Context, name string, target vfs.Inode) error {
 	if !ok || t.fs != i.fs {
 		return unix.EXDEV
 	}
-	if err := i.fs.client.Link(t.handle, i.handle, name); err != nil {
+	fs := i.fs
+	fs.handleMu.Lock()
+	defer fs.handleMu.Unlock()
+	th, err := fs.acquireLocked(t)
+	if err != nil {
 		return err
 	}
-	t.refresh()
+	dh, err := fs.acquireLocked(i)
+	if err != nil {
+		return err
+	}
+	if err := fs.client.Link(th, dh, name); err != nil {
+		return err
+	}
+	t.links = append(t.links, link{i, name})
+	t.refreshWith(th)
 	return nil
 }
 
 // Unlink implements vfs.Inode.
 func (i *inode) Unlink(ctx context.Context, name string, child vfs.Inode) error {
-	if err := i.fs.client.Unlink(i.handle, name); err != nil {
+	fs := i.fs
+	fs.handleMu.Lock()
+	defer fs.handleMu.Unlock()
+	dh, err := fs.acquireLocked(i)
+	if err != nil {
+		return err
+	}
+	if err := fs.client.Unlink(dh, name); err != nil {
 		return err
 	}
 	if c, ok := child.(*inode); ok {
-		c.refresh()
+		c.removeLinkLocked(i, name)
+		if c.hold.held {
+			c.refreshWith(c.hold.handle)
+		}
 	}
 	return nil
 }
 
 // Rmdir implements vfs.Inode.
 func (i *inode) Rmdir(ctx context.Context, name string, child vfs.Inode) error {
-	if err := i.fs.client.Rmdir(i.handle, name); err != nil {
+	fs := i.fs
+	fs.handleMu.Lock()
+	defer fs.handleMu.Unlock()
+	dh, err := fs.acquireLocked(i)
+	if err != nil {
 		return err
 	}
-	i.refresh()
+	if err := fs.client.Rmdir(dh, name); err != nil {
+		return err
+	}
+	if c, ok := child.(*inode); ok {
+		c.removeLinkLocked(i, name)
+	}
+	i.refreshWith(dh)
 	return nil
 }
 
@@ -326,31 +428,55 @@ func (i *inode) Rename(ctx context.Context, oldName string, child vfs.Inode, new
 	if !ok || np.fs != i.fs {
 		return unix.EXDEV
 	}
-	return i.fs.client.Rename(i.handle, oldName, np.handle, newName, 0)
+	fs := i.fs
+	fs.handleMu.Lock()
+	defer fs.handleMu.Unlock()
+	oh, err := fs.acquireLocked(i)
+	if err != nil {
+		return err
+	}
+	nh, err := fs.acquireLocked(np)
+	if err != nil {
+		return err
+	}
+	if err := fs.client.Rename(oh, oldName, nh, newName, 0); err != nil {
+		return err
+	}
+	if r, ok := replaced.(*inode); ok {
+		r.removeLinkLocked(np, newName)
+	}
+	if c, ok := child.(*inode); ok {
+		c.removeLinkLocked(i, oldName)
+		c.links = append(c.links, link{np, newName})
+	}
+	return nil
 }
 
-// Evict implements vfs.InodeEvicter: the gofer handle goes; open
-// descriptions keep their own FDs, and mappings keep the page cache.
+// Evict implements vfs.InodeEvicter: the gofer handle goes, to be walked
+// to again if the inode is used later; open descriptions keep their own
+// FDs, and mappings keep the page cache.
 func (i *inode) Evict(context.Context) {
-	i.mu.Lock()
-	if i.evicted {
-		i.mu.Unlock()
+	fs := i.fs
+	if i == fs.root {
 		return
 	}
-	i.evicted = true
-	c := i.cache
-	i.cache = nil
+	fs.handleMu.Lock()
+	batch := fs.releaseLocked(i.hold)
+	i.mu.Lock()
+	c := i.hold.cache
+	i.hold.cache = nil
 	i.mu.Unlock()
+	fs.handleMu.Unlock()
 	if c != nil {
 		c.DecRef() // the inode's own reference
 	}
-	i.fs.client.Close(i.handle)
+	fs.closeHandles(batch)
 }
 
 // truncated drops cached pages past a new size.
 func (i *inode) truncated(size uint64) {
 	i.mu.Lock()
-	c := i.cache
+	c := i.hold.cache
 	i.mu.Unlock()
 	if c != nil {
 		c.truncate(size)

@@ -143,26 +143,30 @@ func (i *inode) currentCache(any bool) *pageCache {
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return i.cache
+	return i.hold.cache
 }
 
 // mappable returns the inode's page cache, creating it with a duplicate of
 // fd to fill from.
 func (i *inode) mappable(fd int) (*pageCache, error) {
+	// handleMu orders this against Evict: a cache made while the handle is
+	// held is dropped by the next Evict (or with the garbage inode).
+	i.fs.handleMu.RLock()
+	defer i.fs.handleMu.RUnlock()
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if i.cache != nil {
-		return i.cache, nil
+	if i.hold.cache != nil {
+		return i.hold.cache, nil
 	}
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, linuxerr.FromHost(err)
 	}
 	c := newPageCache(i.fs.mf, dup)
-	if !i.evicted {
-		// The inode keeps the cache (and its pages) until evicted, so
-		// the next exec of a binary finds it warm.
-		i.cache = c
+	if i.hold.held {
+		// The inode keeps the cache (and its pages) while its dentry is
+		// cached, so the next exec of a binary finds it warm.
+		i.hold.cache = c
 	} else {
 		c.refs = 0
 	}

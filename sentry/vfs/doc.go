@@ -9,8 +9,11 @@
 //
 // A filesystem exposes Inodes. The VFS wraps each Inode it has looked up in
 // a Dentry, which records the name and parent it was reached by; dentries
-// form one tree per Filesystem and are cached while the file stays linked,
-// so a remote filesystem is asked for each (directory, name) once. Mounts
+// form one tree per Filesystem. Dentries of filesystems whose inodes hold
+// nothing remote stay cached while the file stays linked; for inodes that
+// implement InodeEvicter the cache is bounded, and the least recently used
+// leaves are evicted (dcache.go), their inodes re-acquiring what they let
+// go of when next used. Mounts
 // attach a Filesystem (or a subtree of one, for bind mounts) at a
 // (Mount, Dentry) pair. A VirtualDentry is a (Mount, Dentry) pair: the
 // position of a file in the mount namespace.
@@ -26,11 +29,14 @@
 //	VirtualFilesystem.mountMu   (mount table)
 //	VirtualFilesystem.renameMu  (tree shape: Dentry.parent/name/children)
 //	Dentry.mu                   (one dentry's children cache; parent before child)
+//	Filesystem.lruMu            (the dentry eviction list; a leaf among these)
 //	filesystem-internal locks
 //	FileDescription.offMu
 //	waiter.Queue locks
 //
 // Walks hold renameMu for reading; rename, unlink, rmdir, link and the
 // create operations hold it for writing, so the cache and the filesystem
-// change together.
+// change together. Eviction only ever happens inside a lookup or create,
+// so under renameMu too: a dentry's parent cannot change while it is
+// evicted, and rename and unlink find every dentry where it belongs.
 package vfs

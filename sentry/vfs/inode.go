@@ -89,9 +89,14 @@ type Inode interface {
 }
 
 // InodeEvicter is implemented by inodes that hold resources (a remote
-// handle) the VFS should let go of: Evict is called once the VFS drops the
-// dentry (after unlink, rmdir or a rename over it). Open file descriptions
-// obtained from the inode must keep working after Evict.
+// handle) the VFS should let go of: Evict is called when the VFS drops a
+// dentry of the inode, after unlink, rmdir or a rename over it, and when
+// the dentry cache evicts it to stay within its bound. Only the latter
+// leaves the file linked: the inode may still be used afterwards (by a
+// cwd, an open file, or because a later lookup revives the dentry) and
+// must then re-acquire what it released. Evict may be called more than
+// once, concurrently with other methods. Open file descriptions obtained
+// from the inode must keep working after Evict.
 type InodeEvicter interface {
 	Evict(ctx context.Context)
 }

@@ -128,7 +128,7 @@ func (vfs *VirtualFilesystem) openCreate(ctx context.Context, pop *PathOperation
 				co := createOptions(r.creds, parent.Dentry.inode.Perms(), unix.S_IFREG|opts.Mode&07777)
 				var ino Inode
 				if ino, err = parent.Dentry.inode.Create(ctx, name, co); err == nil {
-					vd = VirtualDentry{parent.Mount, insertChildLocked(parent.Dentry, name, ino)}
+					vd = VirtualDentry{parent.Mount, insertChildLocked(ctx, parent.Dentry, name, ino)}
 					created = true
 				}
 			}
@@ -292,7 +292,7 @@ func (vfs *VirtualFilesystem) MkdirAt(ctx context.Context, pop *PathOperation, m
 		co := createOptions(r.creds, parent.Dentry.inode.Perms(), unix.S_IFDIR|mode&07777)
 		ino, err := parent.Dentry.inode.Mkdir(ctx, name, co)
 		if err == nil {
-			insertChildLocked(parent.Dentry, name, ino)
+			insertChildLocked(ctx, parent.Dentry, name, ino)
 		}
 		return err
 	})
@@ -319,7 +319,7 @@ func (vfs *VirtualFilesystem) MknodAt(ctx context.Context, pop *PathOperation, m
 		co.Rdev = rdev
 		ino, err := parent.Dentry.inode.Create(ctx, name, co)
 		if err == nil {
-			insertChildLocked(parent.Dentry, name, ino)
+			insertChildLocked(ctx, parent.Dentry, name, ino)
 		}
 		return err
 	})
@@ -337,7 +337,7 @@ func (vfs *VirtualFilesystem) SymlinkAt(ctx context.Context, pop *PathOperation,
 		co := createOptions(r.creds, parent.Dentry.inode.Perms(), unix.S_IFLNK|0777)
 		ino, err := parent.Dentry.inode.Symlink(ctx, name, target, co)
 		if err == nil {
-			insertChildLocked(parent.Dentry, name, ino)
+			insertChildLocked(ctx, parent.Dentry, name, ino)
 		}
 		return err
 	})
@@ -368,7 +368,7 @@ func (vfs *VirtualFilesystem) LinkDentryAt(ctx context.Context, old VirtualDentr
 		if err := parent.Dentry.inode.Link(ctx, name, old.Dentry.inode); err != nil {
 			return err
 		}
-		insertChildLocked(parent.Dentry, name, old.Dentry.inode)
+		insertChildLocked(ctx, parent.Dentry, name, old.Dentry.inode)
 		return nil
 	})
 }
@@ -432,7 +432,7 @@ func (vfs *VirtualFilesystem) removeAt(ctx context.Context, pop *PathOperation, 
 	if err != nil {
 		return err
 	}
-	removeChildLocked(ctx, parent.Dentry, name)
+	removeChildLocked(ctx, parent.Dentry, child)
 	return nil
 }
 
@@ -558,17 +558,20 @@ func (vfs *VirtualFilesystem) RenameAt(ctx context.Context, oldpop, newpop *Path
 		return err
 	}
 	if dst != nil {
-		removeChildLocked(ctx, newParent.Dentry, newName)
+		removeChildLocked(ctx, newParent.Dentry, dst)
 	}
 	oldParent.Dentry.mu.Lock()
-	delete(oldParent.Dentry.children, oldName)
+	if oldParent.Dentry.children[oldName] == src {
+		delete(oldParent.Dentry.children, oldName)
+	}
+	delete(oldParent.Dentry.evicted, oldName)
+	if len(oldParent.Dentry.children) == 0 {
+		oldParent.Dentry.fs.lruAdd(oldParent.Dentry)
+	}
 	oldParent.Dentry.mu.Unlock()
 	src.parent, src.name = newParent.Dentry, newName
 	newParent.Dentry.mu.Lock()
-	if newParent.Dentry.children == nil {
-		newParent.Dentry.children = make(map[string]*Dentry)
-	}
-	newParent.Dentry.children[newName] = src
+	newParent.Dentry.addChildLocked(src)
 	newParent.Dentry.mu.Unlock()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,12 @@ type Filesystem struct {
 	dev   uint32 // minor of the anonymous device (major 0)
 	mnts  atomic.Int32
 	vfsys *VirtualFilesystem
+
+	// lruMu guards the eviction list (see dcache.go) and the lru fields
+	// of this filesystem's dentries. It is a leaf lock.
+	lruMu            sync.Mutex
+	lruHead, lruTail *Dentry
+	lruLen, lruMax   int
 }
 
 // Impl returns the filesystem implementation.
@@ -51,10 +58,30 @@ type Dentry struct {
 	// mounts counts mounts whose mount point this dentry is
 	// (protected by VirtualFilesystem.mountMu).
 	mounts int
+	// pins counts mounts whose mount point or root this dentry is; such
+	// a dentry is never evicted. Atomic so the evictor need not take
+	// mountMu.
+	pins atomic.Int32
 
-	// mu protects children, the cache of looked-up children.
+	// mu protects children, the cache of looked-up children, and
+	// evicted, the children dropped from it that may still be
+	// referenced elsewhere (see dcache.go).
 	mu       sync.Mutex
 	children map[string]*Dentry
+	evicted  map[string]weak.Pointer[Dentry]
+
+	// evictable is set at creation when the inode is an InodeEvicter.
+	evictable bool
+	// referenced is set by lookup hits and cleared by the evictor.
+	referenced atomic.Bool
+	// inLRU, lruPrev and lruNext are protected by fs.lruMu.
+	inLRU            bool
+	lruPrev, lruNext *Dentry
+}
+
+func newDentry(fs *Filesystem, parent *Dentry, name string, ino Inode) *Dentry {
+	_, ev := ino.(InodeEvicter)
+	return &Dentry{fs: fs, inode: ino, parent: parent, name: name, evictable: ev}
 }
 
 // Inode returns the filesystem's inode.
@@ -156,8 +183,8 @@ func (vfs *VirtualFilesystem) NewFilesystem(ctx context.Context, impl Filesystem
 	dev := vfs.nextDev
 	vfs.nextDev++
 	vfs.devMu.Unlock()
-	fs := &Filesystem{impl: impl, dev: dev, vfsys: vfs}
-	fs.root = &Dentry{fs: fs, inode: root}
+	fs := &Filesystem{impl: impl, dev: dev, vfsys: vfs, lruMax: DefaultMaxCachedDentries}
+	fs.root = newDentry(fs, nil, "", root)
 	return fs, nil
 }
 
@@ -229,6 +256,8 @@ func (vfs *VirtualFilesystem) attach(fs *Filesystem, root *Dentry, target Virtua
 	m.parent, m.point = target.Mount, target.Dentry
 	target.Dentry.mounts++
 	vfs.mounts[mountKey{target.Mount, target.Dentry}] = m
+	pin(root)
+	pin(target.Dentry)
 	return m, nil
 }
 
@@ -254,8 +283,11 @@ func (vfs *VirtualFilesystem) Umount(ctx context.Context, vd VirtualDentry) erro
 	}
 	delete(vfs.mounts, mountKey{m.parent, m.point})
 	m.point.mounts--
+	point := m.point
 	m.parent, m.point = nil, nil
 	vfs.mountMu.Unlock()
+	unpin(point)
+	unpin(m.root)
 	if m.fs.mnts.Add(-1) == 0 {
 		m.fs.impl.Release(ctx)
 	}
@@ -345,57 +377,99 @@ func (vfs *VirtualFilesystem) PathnameWithin(root, vd VirtualDentry) (path strin
 	return b.String(), reachable
 }
 
+// pin keeps d in the cache while it is a mount point or mount root.
+func pin(d *Dentry) {
+	if d.pins.Add(1) == 1 {
+		d.fs.lruRemove(d)
+	}
+}
+
+// unpin undoes pin; a leaf becomes an eviction candidate again.
+func unpin(d *Dentry) {
+	if d.pins.Add(-1) != 0 {
+		return
+	}
+	d.mu.Lock()
+	leaf := len(d.children) == 0
+	d.mu.Unlock()
+	if leaf {
+		d.fs.lruAdd(d)
+	}
+}
+
 // lookupChildLocked returns the dentry for name in directory d, asking the
 // filesystem on a cache miss. renameMu is held (at least for reading).
 func (vfs *VirtualFilesystem) lookupChildLocked(ctx context.Context, d *Dentry, name string) (*Dentry, error) {
 	d.mu.Lock()
 	if c, ok := d.children[name]; ok {
 		d.mu.Unlock()
+		c.referenced.Store(true)
 		return c, nil
 	}
+	c := d.reviveLocked(name)
 	d.mu.Unlock()
+	if c != nil {
+		d.fs.shrink(ctx)
+		return c, nil
+	}
 	ino, err := d.inode.Lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if c, ok := d.children[name]; ok {
 		// Another walker got there first; keep one dentry per name.
+		d.mu.Unlock()
+		if ev, ok := ino.(InodeEvicter); ok && ino != c.inode {
+			ev.Evict(ctx)
+		}
 		return c, nil
 	}
-	c := &Dentry{fs: d.fs, inode: ino, parent: d, name: name}
-	if d.children == nil {
-		d.children = make(map[string]*Dentry)
+	if c := d.reviveLocked(name); c != nil {
+		// Evicted by another walker while we looked it up.
+		d.mu.Unlock()
+		if ev, ok := ino.(InodeEvicter); ok && ino != c.inode {
+			ev.Evict(ctx)
+		}
+		d.fs.shrink(ctx)
+		return c, nil
 	}
-	d.children[name] = c
+	c = newDentry(d.fs, d, name, ino)
+	d.addChildLocked(c)
+	d.fs.lruAdd(c)
+	d.mu.Unlock()
+	d.fs.shrink(ctx)
 	return c, nil
 }
 
 // insertChildLocked caches a newly created child. renameMu is held for
 // writing.
-func insertChildLocked(d *Dentry, name string, ino Inode) *Dentry {
-	c := &Dentry{fs: d.fs, inode: ino, parent: d, name: name}
+func insertChildLocked(ctx context.Context, d *Dentry, name string, ino Inode) *Dentry {
+	c := newDentry(d.fs, d, name, ino)
 	d.mu.Lock()
-	if d.children == nil {
-		d.children = make(map[string]*Dentry)
-	}
-	d.children[name] = c
+	d.addChildLocked(c)
+	d.fs.lruAdd(c)
 	d.mu.Unlock()
+	d.fs.shrink(ctx)
 	return c
 }
 
-// removeChildLocked drops name from d's cache and marks it dead.
-// renameMu is held for writing.
-func removeChildLocked(ctx context.Context, d *Dentry, name string) {
+// removeChildLocked drops c, a child of d, from the cache and marks it
+// dead. c is passed rather than found by name because an eviction may
+// already have dropped it from d.children. renameMu is held for writing.
+func removeChildLocked(ctx context.Context, d, c *Dentry) {
 	d.mu.Lock()
-	c := d.children[name]
-	delete(d.children, name)
+	if d.children[c.name] == c {
+		delete(d.children, c.name)
+	}
+	delete(d.evicted, c.name)
+	if len(d.children) == 0 {
+		d.fs.lruAdd(d)
+	}
 	d.mu.Unlock()
-	if c != nil {
-		c.dead = true
-		if ev, ok := c.inode.(InodeEvicter); ok {
-			ev.Evict(ctx)
-		}
+	c.dead = true
+	d.fs.lruRemove(c)
+	if ev, ok := c.inode.(InodeEvicter); ok {
+		ev.Evict(ctx)
 	}
 }
