@@ -1,0 +1,864 @@
+// Package systrap runs application code in stub processes that catch the
+// application's syscalls themselves: a seccomp filter in every stub turns
+// them into SIGSYS (SECCOMP_RET_TRAP), the stub's signal handler publishes
+// the signal frame to the sentry through shared memory and waits there until
+// the sentry has rewritten it, then returns into the application with
+// rt_sigreturn. Faults and interrupts take the same path. No ptrace stop is
+// on the path of a syscall or a fault.
+//
+// It owns: the stub executable (stub.go, testdata/stub.S), the stub
+// processes (one per address space), one stub thread per (context, address
+// space), and the context memfd whose 16 KiB slots are the shared memory of
+// those threads.
+//
+// ptrace is still used, but only by one "factory" goroutine locked to its
+// OS thread, for what must happen inside a stub from outside: creating the
+// template, forking stubs from it, making threads, and mapping and
+// unmapping the memory file (MapFile, Unmap). Those injected syscalls run
+// only under the factory's trace (see stubFilter); application threads are
+// never traced.
+//
+// Lock order: subprocess.mu, then Platform.slotMu. Neither is held across a
+// request to the factory or a wait for a stub.
+package systrap
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/platform"
+	"github.com/veil-sandbox/veil/sentry/arch"
+	"github.com/veil-sandbox/veil/sentry/hostarch"
+)
+
+// FD numbers inside every stub.
+const (
+	stubMemFD = 0 // the sentry's memory file
+	stubCtxFD = 1 // the platform's context memfd (slots)
+)
+
+// Platform is the systrap platform.
+type Platform struct {
+	requests chan func()
+	template *thread
+
+	ctxFD  int
+	ctxMem []byte // the sentry's mapping of all slots
+
+	// stubSpin and sentrySpin bound how long each side busy-waits for the
+	// other before sleeping on the futex. Both sides spinning on separate
+	// CPUs turns a round trip into two cache-line transfers; with one CPU
+	// spinning only delays the other, so it is off.
+	stubSpin   uint32
+	sentrySpin time.Duration
+
+	slotMu    sync.Mutex
+	freeSlots []int
+	nextSlot  int
+}
+
+// New starts the platform. memFD is the sentry's memory file; the stubs
+// map application memory from it. New must run before the sentry confines
+// itself: it creates a memfd and execs the template through /proc/self/fd.
+func New(memFD int) (*Platform, error) {
+	if !haveFSGSBase() {
+		return nil, fmt.Errorf("systrap: the host does not allow RDFSBASE/WRFSBASE in user mode (Linux 5.9+ on a CPU with FSGSBASE)")
+	}
+	ctxFD, err := unix.MemfdCreate("veil-systrap-slots", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("systrap: memfd for slots: %w", err)
+	}
+	size := maxSlots * slotSize
+	if err := unix.Ftruncate(ctxFD, int64(size)); err != nil {
+		unix.Close(ctxFD)
+		return nil, fmt.Errorf("systrap: sizing the slot memfd: %w", err)
+	}
+	mem, err := unix.Mmap(ctxFD, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
+	if err != nil {
+		unix.Close(ctxFD)
+		return nil, fmt.Errorf("systrap: mapping the slot memfd: %w", err)
+	}
+	p := &Platform{requests: make(chan func()), ctxFD: ctxFD, ctxMem: mem}
+	if runtime.NumCPU() > 1 {
+		// Measured on a 2-CPU VM: a futex wake across CPUs costs tens
+		// of microseconds there, so a side that gives up too early
+		// makes the round trip five times slower; these bounds keep
+		// misses rare for the sentry's fast syscalls.
+		p.stubSpin = 2000                    // PAUSEs: ~50-100µs
+		p.sentrySpin = 50 * time.Microsecond // on the sentry's side
+	}
+	errc := make(chan error, 1)
+	go p.factory(memFD, errc)
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// haveFSGSBase reports whether user code may use RDFSBASE and friends
+// (AT_HWCAP2 bit 1): the handler saves and restores the application's FS
+// and GS bases with them, since a signal frame does not hold them.
+func haveFSGSBase() bool {
+	b, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return false
+	}
+	const atHWCap2, hwcap2FSGSBase = 26, 1 << 1
+	for i := 0; i+16 <= len(b); i += 16 {
+		if binary.LittleEndian.Uint64(b[i:]) == atHWCap2 {
+			return binary.LittleEndian.Uint64(b[i+8:])&hwcap2FSGSBase != 0
+		}
+	}
+	return false
+}
+
+// Name implements platform.Platform.
+func (p *Platform) Name() string { return "systrap" }
+
+// MaxUserAddress implements platform.Platform.
+func (p *Platform) MaxUserAddress() hostarch.Addr { return MaxUserAddress }
+
+// factory owns the template and every leader; it never returns, so its
+// OS thread (the tracer of all of them) lives as long as the sentry.
+func (p *Platform) factory(memFD int, errc chan<- error) {
+	runtime.LockOSThread()
+	t, err := p.startTemplate(memFD)
+	if err != nil {
+		errc <- err
+		return
+	}
+	p.template = t
+	errc <- nil
+	for fn := range p.requests {
+		fn()
+	}
+}
+
+// onFactory runs fn on the factory's OS thread.
+func (p *Platform) onFactory(fn func()) {
+	done := make(chan struct{})
+	p.requests <- func() { fn(); close(done) }
+	<-done
+}
+
+func (p *Platform) startTemplate(memFD int) (*thread, error) {
+	image, err := stubELF()
+	if err != nil {
+		return nil, err
+	}
+	elf, err := unix.MemfdCreate("veil-systrap-stub", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("systrap: memfd for stub: %w", err)
+	}
+	defer unix.Close(elf)
+	if _, err := unix.Write(elf, image); err != nil {
+		return nil, fmt.Errorf("systrap: writing stub: %w", err)
+	}
+	path := fmt.Sprintf("/proc/self/fd/%d", elf)
+	pid, err := syscall.ForkExec(path, []string{"veil-stub"}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{uintptr(memFD), uintptr(p.ctxFD)},
+		Sys:   &syscall.SysProcAttr{Ptrace: true},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("systrap: starting stub: %w", err)
+	}
+	t := &thread{tgid: int32(pid), tid: int32(pid)}
+	fail := func(err error) (*thread, error) {
+		unix.Kill(pid, unix.SIGKILL)
+		t.reap()
+		return nil, err
+	}
+	if _, err := t.wait(); err != nil {
+		return fail(err)
+	}
+	if err := ptraceSetOptions(t.tid, ptraceOptions); err != nil {
+		return fail(fmt.Errorf("systrap: setting options: %w", err))
+	}
+	if err := t.getRegs(&t.initRegs); err != nil {
+		return fail(err)
+	}
+	type step struct {
+		nr   uintptr
+		args [6]uintptr
+	}
+	// Strip the template down to the stub page and the two memfds, give
+	// it the signal handlers every stub inherits, then lock it down.
+	steps := []step{
+		{unix.SYS_CLOSE_RANGE, [6]uintptr{stubCtxFD + 1, ^uintptr(0) >> 32, 0}},
+		{unix.SYS_MUNMAP, [6]uintptr{0, stubBase}},
+		{unix.SYS_MUNMAP, [6]uintptr{stubBase + stubSize, 0x7ffffffff000 - (stubBase + stubSize)}},
+		// No capabilities: a stub needs none, and a sentry that has
+		// dropped its own may only trace a process whose permitted set
+		// is a subset of its own.
+		{unix.SYS_CAPSET, [6]uintptr{stubBase + capHdrOff, stubBase + capDataOff}},
+	}
+	for _, sig := range stubSignals {
+		steps = append(steps, step{unix.SYS_RT_SIGACTION, [6]uintptr{uintptr(sig), stubBase + sigactionOff, 0, 8}})
+	}
+	steps = append(steps,
+		step{unix.SYS_PRCTL, [6]uintptr{unix.PR_SET_NO_NEW_PRIVS, 1}},
+		step{unix.SYS_SECCOMP, [6]uintptr{unix.SECCOMP_SET_MODE_FILTER, 0, stubBase + fprogOff}},
+	)
+	for _, s := range steps {
+		if r, err := t.syscall(sysSite, s.nr, s.args, 0); err != nil || int64(r) < 0 && int64(r) > -4096 {
+			return fail(fmt.Errorf("systrap: preparing stub (syscall %d): %v %v", s.nr, err, unix.Errno(-int64(r))))
+		}
+	}
+	return t, nil
+}
+
+// PTRACE_O_TRACESECCOMP makes SECCOMP_RET_TRACE stop the traced thread
+// (and so let the syscall run) instead of failing it with ENOSYS.
+const ptraceOptions = unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESECCOMP
+
+// slot returns the sentry's view of slot i.
+func (p *Platform) slot(i int) []byte { return p.ctxMem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize] }
+
+// allocSlot takes a slot from the pool, cleared: a slot's alternate stack
+// still holds the frames of its last thread, which may have been another
+// process's.
+func (p *Platform) allocSlot() (int, error) {
+	p.slotMu.Lock()
+	defer p.slotMu.Unlock()
+	if n := len(p.freeSlots); n > 0 {
+		i := p.freeSlots[n-1]
+		p.freeSlots = p.freeSlots[:n-1]
+		clear(p.slot(i))
+		return i, nil
+	}
+	if p.nextSlot == maxSlots {
+		return 0, fmt.Errorf("systrap: all %d stub thread slots in use", maxSlots)
+	}
+	p.nextSlot++
+	return p.nextSlot - 1, nil
+}
+
+func (p *Platform) releaseSlots(slots []int) {
+	p.slotMu.Lock()
+	p.freeSlots = append(p.freeSlots, slots...)
+	p.slotMu.Unlock()
+}
+
+// NewAddressSpace implements platform.Platform: fork a stub from the
+// template.
+func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
+	var leader *thread
+	var err error
+	p.onFactory(func() {
+		var r uintptr
+		r, err = p.template.syscall(forkSite, unix.SYS_CLONE, [6]uintptr{unix.CLONE_PARENT | uintptr(unix.SIGCHLD)}, 0)
+		if err != nil {
+			return
+		}
+		if e := int64(r); e < 0 {
+			err = fmt.Errorf("systrap: forking stub: %w", unix.Errno(-e))
+			return
+		}
+		leader, err = seize(int32(r), int32(r))
+		if err == nil {
+			leader.initRegs = p.template.initRegs
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &subprocess{p: p, leader: leader}, nil
+}
+
+// subprocess is one stub process: an address space. Its leader only parks
+// and is injected into by the factory; its other threads run application
+// code, one per context that has run in it.
+type subprocess struct {
+	p      *Platform
+	leader *thread
+
+	mu   sync.Mutex
+	dead bool
+	// slots are all slots mapped in this stub; spare are those whose
+	// thread was told to exit, reusable here once the kernel has cleared
+	// their state word (the thread is gone).
+	slots []int
+	spare []int
+}
+
+// inject runs one host syscall in the stub's leader.
+func (s *subprocess) inject(nr uintptr, args [6]uintptr, r12 uint64) (uintptr, error) {
+	var r uintptr
+	var err error
+	s.p.onFactory(func() { r, err = s.leader.syscall(sysSiteFor(nr), nr, args, r12) })
+	if err != nil {
+		return 0, err
+	}
+	if e := int64(r); e < 0 && e > -4096 {
+		return 0, unix.Errno(-e)
+	}
+	return r, nil
+}
+
+func sysSiteFor(nr uintptr) uintptr {
+	if nr == unix.SYS_CLONE {
+		return threadSite
+	}
+	return sysSite
+}
+
+// MapFile implements platform.AddressSpace.
+func (s *subprocess) MapFile(addr hostarch.Addr, fileOffset, length uint64, at hostarch.AccessType) error {
+	_, err := s.inject(unix.SYS_MMAP, [6]uintptr{uintptr(addr), uintptr(length), uintptr(at.Prot()),
+		unix.MAP_SHARED | unix.MAP_FIXED, stubMemFD, uintptr(fileOffset)}, 0)
+	return err
+}
+
+// Unmap implements platform.AddressSpace.
+func (s *subprocess) Unmap(addr hostarch.Addr, length uint64) {
+	s.inject(unix.SYS_MUNMAP, [6]uintptr{uintptr(addr), uintptr(length)}, 0)
+}
+
+// Release implements platform.AddressSpace: kill the stub, reap it (its
+// leader is reported only once every thread is gone), and give its slots
+// back.
+func (s *subprocess) Release() {
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		return
+	}
+	s.dead = true
+	slots := s.slots
+	s.slots, s.spare = nil, nil
+	s.mu.Unlock()
+	unix.Kill(int(s.leader.tgid), unix.SIGKILL)
+	s.leader.reap()
+	s.p.releaseSlots(slots)
+}
+
+// stubThread is an application thread of a stub and its slot.
+type stubThread struct {
+	s         *subprocess
+	slot      int
+	mem       []byte // the sentry's view of the slot
+	tgid, tid int32
+}
+
+func (th *stubThread) stubAddr() uint64 { return slotsBase + uint64(th.slot)*slotSize }
+
+func (th *stubThread) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&th.mem[off])) }
+
+// newThread makes an application thread in s and waits until it has
+// reported from its handler.
+func (s *subprocess) newThread() (*stubThread, error) {
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		return nil, platform.ErrContextDead
+	}
+	slot, fresh := -1, false
+	for i, sl := range s.spare {
+		if atomic.LoadUint32((*uint32)(unsafe.Pointer(&s.p.slot(sl)[slotState]))) == stateDead {
+			slot = sl
+			s.spare = append(s.spare[:i], s.spare[i+1:]...)
+			break
+		}
+	}
+	if slot < 0 {
+		var err error
+		if slot, err = s.p.allocSlot(); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		fresh = true
+		s.slots = append(s.slots, slot)
+	}
+	s.mu.Unlock()
+
+	th := &stubThread{s: s, slot: slot, mem: s.p.slot(slot), tgid: s.leader.tgid}
+	le := binary.LittleEndian
+	clear(th.mem[:altStackOff])
+	*th.word(slotState) = stateInit
+	*th.word(slotSpin) = s.p.stubSpin
+	le.PutUint64(th.mem[slotStack:], th.stubAddr()+altStackOff) // ss_sp
+	le.PutUint64(th.mem[slotStack+16:], slotSize-altStackOff)   // ss_size
+	if fresh {
+		if _, err := s.inject(unix.SYS_MMAP, [6]uintptr{uintptr(th.stubAddr()), slotSize,
+			unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED | unix.MAP_FIXED, stubCtxFD, uintptr(slot * slotSize)}, 0); err != nil {
+			return nil, fmt.Errorf("systrap: mapping a slot: %w", err)
+		}
+	}
+	// The thread shares everything with the leader, is not traced, and
+	// has the kernel zero its state word (and wake us) when it dies.
+	tid, err := s.inject(unix.SYS_CLONE, [6]uintptr{
+		unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_THREAD |
+			unix.CLONE_SYSVSEM | unix.CLONE_UNTRACED | unix.CLONE_CHILD_CLEARTID,
+		0, 0, uintptr(th.stubAddr() + slotState)}, th.stubAddr())
+	if err != nil {
+		return nil, fmt.Errorf("systrap: cloning a stub thread: %w", err)
+	}
+	th.tid = int32(tid)
+	if st := th.wait(stateInit, s.p.sentrySpin); st != stateEvent {
+		return nil, fmt.Errorf("systrap: new stub thread did not report (state %d)", st)
+	}
+	return th, nil
+}
+
+// retire tells a parked thread to exit; its slot becomes spare.
+func (th *stubThread) retire() {
+	s := th.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dead {
+		return // the slot may belong to another stub by now
+	}
+	th.set(stateExit)
+	s.spare = append(s.spare, th.slot)
+}
+
+// set publishes a new state to the stub thread, waking it if it sleeps.
+// The store is a full barrier (XCHG), so either the stub sees the state
+// before it sleeps or we see its sleeping flag.
+func (th *stubThread) set(state uint32) {
+	atomic.StoreUint32(th.word(slotState), state)
+	if atomic.LoadUint32(th.word(slotStubSleeping)) != 0 {
+		futex(th.word(slotState), futexWake, 1, nil)
+	}
+}
+
+// deadCheckInterval is how often a sentry waiting for a stub thread checks
+// that the thread still exists: the kernel clears the state word of a dead
+// thread only while other threads of its process live.
+const deadCheckInterval = 200 * time.Millisecond
+
+// wait waits until the state word is no longer from, spinning first, and
+// returns it (stateDead if the thread is gone).
+func (th *stubThread) wait(from uint32, spin time.Duration) uint32 {
+	w := th.word(slotState)
+	if spin > 0 {
+		deadline := time.Now().Add(spin)
+		for i := 1; ; i++ {
+			if st := atomic.LoadUint32(w); st != from {
+				return st
+			}
+			if i%128 == 0 && time.Now().After(deadline) {
+				break
+			}
+		}
+	}
+	ts := unix.NsecToTimespec(int64(deadCheckInterval))
+	for {
+		atomic.StoreUint32(th.word(slotSentrySleeping), 1)
+		if st := atomic.LoadUint32(w); st != from {
+			atomic.StoreUint32(th.word(slotSentrySleeping), 0)
+			return st
+		}
+		err := futex(w, futexWait, from, &ts)
+		atomic.StoreUint32(th.word(slotSentrySleeping), 0)
+		if st := atomic.LoadUint32(w); st != from {
+			return st
+		}
+		if err == unix.ETIMEDOUT && unix.Tgkill(int(th.tgid), int(th.tid), 0) == unix.ESRCH {
+			return stateDead
+		}
+	}
+}
+
+func futex(addr *uint32, op int, val uint32, ts *unix.Timespec) error {
+	_, _, e := unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), uintptr(op), uintptr(val), uintptr(unsafe.Pointer(ts)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// Signal frame layout (uapi/asm/ucontext.h, sigcontext.h): the handler
+// publishes the stub address of the ucontext; the sigcontext is inside it,
+// and holds a pointer to the XSAVE image, all on the alternate stack.
+const (
+	ucMcontext  = 40
+	ucSigmask   = 40 + 256
+	ucEnd       = ucSigmask + 8
+	scRegsEnd   = 18 * 8 // r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags
+	scCS        = 144
+	scSS        = 150
+	scErr       = 152
+	scTrapNo    = 160
+	scFPState   = 184
+	fxswOff     = 464 // struct _fpx_sw_bytes in the FXSAVE area's software bytes
+	fxswMagic1  = 0x46505853
+	xstateBVOff = 512
+)
+
+// frame locates the parked thread's signal frame in the sentry's view of
+// the slot. Everything here is written by the stub, so by the application
+// as much as by the kernel: it is checked to lie inside the slot.
+func (th *stubThread) frame() (sc []byte, info []byte, ok bool) {
+	base := th.stubAddr()
+	le := binary.LittleEndian
+	uc := le.Uint64(th.mem[slotUcontext:]) - base
+	si := le.Uint64(th.mem[slotSiginfo:]) - base
+	if uc < altStackOff || uc > slotSize-ucEnd || si < altStackOff || si > slotSize-128 {
+		return nil, nil, false
+	}
+	return th.mem[uc+ucMcontext : uc+ucEnd], th.mem[si : si+128], true
+}
+
+// fpstate locates the frame's XSAVE image and the size the kernel gave it.
+func (th *stubThread) fpstate(sc []byte) ([]byte, bool) {
+	le := binary.LittleEndian
+	fp := le.Uint64(sc[scFPState:]) - th.stubAddr()
+	if fp < altStackOff || fp > slotSize-512 {
+		return nil, false
+	}
+	img := th.mem[fp:]
+	size := uint64(512)
+	if le.Uint32(img[fxswOff:]) == fxswMagic1 {
+		size = uint64(le.Uint32(img[fxswOff+16:]))
+	}
+	if size > uint64(len(img)) {
+		return nil, false
+	}
+	return img[:size], true
+}
+
+// readRegs copies the frame's registers into r. The sigcontext holds the
+// general registers in an order of its own; the FS and GS bases, which it
+// lacks, come from the slot, where the handler saved them.
+func (th *stubThread) readRegs(sc []byte, r *arch.Registers) {
+	le := binary.LittleEndian
+	for i, p := range sigcontextOrder(r) {
+		*p = le.Uint64(sc[8*i:])
+	}
+	r.Cs = uint64(le.Uint16(sc[scCS:]))
+	r.Ss = uint64(le.Uint16(sc[scSS:]))
+	r.Fs_base = le.Uint64(th.mem[slotFSBase:])
+	r.Gs_base = le.Uint64(th.mem[slotGSBase:])
+}
+
+// writeRegs stores r into the frame for rt_sigreturn. The segments are
+// forced to the user ones and the signal mask to empty: the application
+// may have written anything into its own frame.
+func (th *stubThread) writeRegs(sc []byte, r *arch.Registers) {
+	le := binary.LittleEndian
+	for i, p := range sigcontextOrder(r) {
+		le.PutUint64(sc[8*i:], *p)
+	}
+	le.PutUint16(sc[scCS:], arch.UserCS)
+	le.PutUint16(sc[scCS+2:], 0)
+	le.PutUint16(sc[scCS+4:], 0)
+	le.PutUint16(sc[scSS:], arch.UserSS)
+	le.PutUint64(sc[ucSigmask-ucMcontext:], 0)
+	le.PutUint64(th.mem[slotFSBase:], r.Fs_base)
+	le.PutUint64(th.mem[slotGSBase:], r.Gs_base)
+}
+
+func sigcontextOrder(r *arch.Registers) [18]*uint64 {
+	return [18]*uint64{&r.R8, &r.R9, &r.R10, &r.R11, &r.R12, &r.R13, &r.R14, &r.R15,
+		&r.Rdi, &r.Rsi, &r.Rbp, &r.Rbx, &r.Rdx, &r.Rax, &r.Rcx, &r.Rsp, &r.Rip, &r.Eflags}
+}
+
+// readFP copies the frame's XSAVE image into ac.FP.
+func (th *stubThread) readFP(ac *arch.Context) error {
+	sc, _, ok := th.frame()
+	if !ok {
+		return platform.ErrContextDead
+	}
+	img, ok := th.fpstate(sc)
+	if !ok {
+		return platform.ErrContextDead
+	}
+	if len(ac.FP) != len(img) {
+		ac.FP = make([]byte, len(img))
+	}
+	copy(ac.FP, img)
+	ac.FPValid = true
+	return nil
+}
+
+// writeFP loads fp into the frame's XSAVE image. The kernel's software
+// bytes (which say how big the image is and which features it holds) are
+// kept, and the header is made one XRSTOR accepts: a bad image would make
+// rt_sigreturn fail and kill the stub.
+func (th *stubThread) writeFP(sc []byte, fp []byte) error {
+	img, ok := th.fpstate(sc)
+	if !ok {
+		return platform.ErrContextDead
+	}
+	le := binary.LittleEndian
+	copy(img[:fxswOff], fp)
+	if len(img) > xstateBVOff && len(fp) > xstateBVOff {
+		copy(img[xstateBVOff:], fp[xstateBVOff:])
+		xfeatures := le.Uint64(img[fxswOff+8:])
+		le.PutUint64(img[xstateBVOff:], le.Uint64(img[xstateBVOff:])&xfeatures)
+		clear(img[xstateBVOff+8 : min(len(img), xstateBVOff+64)]) // XCOMP_BV and reserved
+	}
+	// MXCSR's reserved bits.
+	le.PutUint32(img[24:], le.Uint32(img[24:])&0xffff)
+	return nil
+}
+
+// context runs one application thread.
+type context struct {
+	p *Platform
+	// th is the stub thread of the address space the context ran in
+	// last; between Switches it is parked in its handler.
+	th          *stubThread
+	running     atomic.Pointer[stubThread]
+	interrupted atomic.Bool
+}
+
+// NewContext implements platform.Platform.
+func (p *Platform) NewContext() platform.Context { return &context{p: p} }
+
+// Interrupt implements platform.Context: a signal makes the running stub
+// thread enter its handler, which reports it like any other.
+func (c *context) Interrupt() {
+	c.interrupted.Store(true)
+	if th := c.running.Load(); th != nil {
+		unix.Tgkill(int(th.tgid), int(th.tid), interruptSignal)
+	}
+}
+
+// Release implements platform.Context.
+func (c *context) Release() {
+	if c.th != nil {
+		c.th.retire()
+		c.th = nil
+	}
+}
+
+// PullFullState implements platform.Context.
+func (c *context) PullFullState(as platform.AddressSpace, ac *arch.Context) error {
+	if ac.FPValid || c.th == nil {
+		return nil
+	}
+	return c.th.readFP(ac)
+}
+
+// moveTo gives the context a thread in s, carrying the FP state over from
+// the thread it had.
+func (c *context) moveTo(s *subprocess, ac *arch.Context) error {
+	if old := c.th; old != nil {
+		if !ac.FPValid {
+			old.s.mu.Lock()
+			err := platform.ErrContextDead
+			if !old.s.dead {
+				err = old.readFP(ac)
+			}
+			old.s.mu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+		old.retire()
+		c.th = nil
+	}
+	th, err := s.newThread()
+	if err != nil {
+		return err
+	}
+	c.th = th
+	if len(ac.FP) > 0 {
+		ac.FPDirty = true
+	}
+	return nil
+}
+
+// Switch implements platform.Context.
+func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.SignalInfo, hostarch.AccessType, error) {
+	if c.interrupted.Swap(false) {
+		return nil, hostarch.NoAccess, platform.ErrContextInterrupt
+	}
+	s := as.(*subprocess)
+	if c.th == nil || c.th.s != s {
+		if err := c.moveTo(s, ac); err != nil {
+			return nil, hostarch.NoAccess, err
+		}
+	}
+	th := c.th
+	sc, _, ok := th.frame()
+	if !ok {
+		return nil, hostarch.NoAccess, platform.ErrContextDead
+	}
+	th.writeRegs(sc, &ac.Regs)
+	if ac.FPDirty {
+		if err := th.writeFP(sc, ac.FP); err != nil {
+			return nil, hostarch.NoAccess, err
+		}
+		ac.FPDirty = false
+		ac.FPValid = true
+	}
+	c.running.Store(th)
+	defer c.running.Store(nil)
+	if c.interrupted.Swap(false) {
+		return nil, hostarch.NoAccess, platform.ErrContextInterrupt
+	}
+	ac.FPValid = false
+	for {
+		th.set(stateResume)
+		if st := th.wait(stateResume, c.p.sentrySpin); st != stateEvent {
+			return nil, hostarch.NoAccess, platform.ErrContextDead
+		}
+		sc, sinfo, ok := th.frame()
+		if !ok {
+			return nil, hostarch.NoAccess, platform.ErrContextDead
+		}
+		th.readRegs(sc, &ac.Regs)
+		le := binary.LittleEndian
+		switch sig := unix.Signal(le.Uint64(th.mem[slotSigno:])); sig {
+		case unix.SIGSYS:
+			// SECCOMP_RET_TRAP rolled rax back to the syscall number;
+			// present the stop as ptrace's syscall-entry stop does.
+			ac.Regs.Orig_rax = ac.Regs.Rax
+			ac.Regs.Rax = ^uint64(unix.ENOSYS) + 1
+			return nil, hostarch.NoAccess, nil
+		case interruptSignal:
+			ac.Regs.Orig_rax = ^uint64(0)
+			if c.interrupted.Swap(false) {
+				return nil, hostarch.NoAccess, platform.ErrContextInterrupt
+			}
+			// Stale: an interrupt already consumed. The frame is the
+			// application's state as it was; resume it untouched.
+		case unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP:
+			ac.Regs.Orig_rax = ^uint64(0)
+			info := &arch.SignalInfo{}
+			copy((*[128]byte)(unsafe.Pointer(info))[:], sinfo)
+			at := hostarch.NoAccess
+			if sig == unix.SIGSEGV && le.Uint64(sc[scTrapNo:]) == 14 {
+				// The page fault error code: bit 1 write, bit 4 fetch.
+				errCode := le.Uint64(sc[scErr:])
+				switch {
+				case errCode&0x10 != 0:
+					at = hostarch.Execute
+				case errCode&0x2 != 0:
+					at = hostarch.Write
+				default:
+					at = hostarch.Read
+				}
+			}
+			return info, at, platform.ErrContextSignal
+		default:
+			// Nothing else is handled by the stub; resume.
+		}
+	}
+}
+
+// thread is a stub thread under the factory's trace: the template or a
+// leader. Only the factory's OS thread uses it (except reap).
+type thread struct {
+	tgid, tid int32
+	// initRegs are registers valid for running stub code (segments,
+	// flags); injections start from a copy.
+	initRegs unix.PtraceRegs
+}
+
+// seize attaches the calling OS thread to a parked stub thread and stops
+// it.
+func seize(tgid, tid int32) (*thread, error) {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, ptraceOptions, 0, 0); e != 0 {
+		return nil, fmt.Errorf("systrap: seizing stub thread %d: %w", tid, e)
+	}
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(tid), 0, 0, 0, 0); e != 0 {
+		return nil, fmt.Errorf("systrap: interrupting stub thread %d: %w", tid, e)
+	}
+	t := &thread{tgid: tgid, tid: tid}
+	if _, err := t.wait(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// wait waits for the thread's next stop and returns its status.
+func (t *thread) wait() (unix.WaitStatus, error) {
+	var status unix.WaitStatus
+	for {
+		_, err := unix.Wait4(int(t.tid), &status, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return status, fmt.Errorf("systrap: waiting for stub thread %d: %w", t.tid, err)
+		}
+		if status.Exited() || status.Signaled() {
+			return status, platform.ErrContextDead
+		}
+		return status, nil
+	}
+}
+
+// reap collects a killed thread's exit. Any thread of the sentry may wait
+// for a tracee of another.
+func (t *thread) reap() {
+	var status unix.WaitStatus
+	for {
+		_, err := unix.Wait4(int(t.tid), &status, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || status.Exited() || status.Signaled() {
+			return
+		}
+	}
+}
+
+func (t *thread) getRegs(r *unix.PtraceRegs) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGS, uintptr(t.tid), 0, uintptr(unsafe.Pointer(r)), 0, 0); e != 0 {
+		return fmt.Errorf("systrap: GETREGS %d: %w", t.tid, e)
+	}
+	return nil
+}
+
+func (t *thread) setRegs(r *unix.PtraceRegs) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGS, uintptr(t.tid), 0, uintptr(unsafe.Pointer(r)), 0, 0); e != 0 {
+		return fmt.Errorf("systrap: SETREGS %d: %w", t.tid, e)
+	}
+	return nil
+}
+
+// syscall runs one host syscall in a stopped stub thread by pointing it at
+// site and letting it run to the trap after the syscall instruction. The
+// filter's SECCOMP_RET_TRACE stop on the way is let through; r12 is for
+// threadSite, whose child finds its slot there.
+func (t *thread) syscall(site uintptr, nr uintptr, args [6]uintptr, r12 uint64) (uintptr, error) {
+	regs := t.initRegs
+	regs.Rip = uint64(site)
+	regs.Rax = uint64(nr)
+	regs.Orig_rax = ^uint64(0)
+	regs.Rdi, regs.Rsi, regs.Rdx = uint64(args[0]), uint64(args[1]), uint64(args[2])
+	regs.R10, regs.R8, regs.R9 = uint64(args[3]), uint64(args[4]), uint64(args[5])
+	regs.R12 = r12
+	if err := t.setRegs(&regs); err != nil {
+		return 0, err
+	}
+	for {
+		if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_CONT, uintptr(t.tid), 0, 0, 0, 0); e != 0 {
+			return 0, fmt.Errorf("systrap: resuming %d: %w", t.tid, e)
+		}
+		status, err := t.wait()
+		if err != nil {
+			return 0, err
+		}
+		if status.Stopped() && status.StopSignal() == unix.SIGTRAP && status.TrapCause() <= 0 {
+			break
+		}
+		// The seccomp stop before the syscall, or a ptrace event stop.
+	}
+	if err := t.getRegs(&regs); err != nil {
+		return 0, err
+	}
+	return uintptr(regs.Rax), nil
+}
+
+func ptraceSetOptions(tid int32, opts int) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETOPTIONS, uintptr(tid), 0, uintptr(opts), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
