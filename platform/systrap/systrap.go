@@ -730,6 +730,11 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 			ac.Regs.Orig_rax = ^uint64(0)
 			info := &arch.SignalInfo{}
 			copy((*[128]byte)(unsafe.Pointer(info))[:], sinfo)
+			if isProbeSyscall(sig, info, &ac.Regs) {
+				ac.Regs.Orig_rax = sysUretprobe
+				ac.Regs.Rax = ^uint64(unix.ENOSYS) + 1
+				return nil, hostarch.NoAccess, nil
+			}
 			at := hostarch.NoAccess
 			if sig == unix.SIGSEGV && le.Uint64(sc[scTrapNo:]) == 14 {
 				// The page fault error code: bit 1 write, bit 4 fetch.
@@ -748,6 +753,21 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 			// Nothing else is handled by the stub; resume.
 		}
 	}
+}
+
+// The host runs uretprobe(2) (335, Linux 6.11) and uprobe(2) (336, Linux
+// 6.17) without consulting seccomp, so an application's call of either
+// never reaches the handler as SIGSYS. uretprobe, called from anywhere but
+// the kernel's trampoline, fails with -1 in rax and a SIGILL with si_code
+// SI_KERNEL. isProbeSyscall recognizes that trace (rcx equal to rip
+// says a syscall instruction just returned) so that the sentry sees a
+// syscall stop as under ptrace. uprobe, called from elsewhere, returns
+// ENXIO without a signal (the host's only answer the application gets
+// directly; the call does nothing else).
+const sysUretprobe = 335
+
+func isProbeSyscall(sig unix.Signal, info *arch.SignalInfo, r *arch.Registers) bool {
+	return sig == unix.SIGILL && info.Code == arch.SI_KERNEL && r.Rax == ^uint64(0) && r.Rcx == r.Rip
 }
 
 // thread is a stub thread under the factory's trace: the template or a

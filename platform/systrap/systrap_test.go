@@ -372,3 +372,40 @@ func TestStubCodeMatchesSource(t *testing.T) {
 		t.Fatalf("stubCode differs from testdata/stub.S:\n%x\n%x", stubCode, b)
 	}
 }
+
+// TestProbeSyscalls: uretprobe and uprobe bypass seccomp on the host. An
+// application's uretprobe still makes a syscall stop; its uprobe the host
+// answers itself (ENXIO, without SIGILL), which the platform cannot see.
+func TestProbeSyscalls(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, _, mem := newTestPlatform(t)
+	copy(mem, []byte{
+		0xb8, 0x4f, 1, 0, 0, 0x0f, 0x05, // mov eax, 335; syscall
+		0xb8, 0x50, 1, 0, 0, 0x0f, 0x05, // mov eax, 336; syscall
+		0xb8, 39, 0, 0, 0, 0x0f, 0x05, // getpid
+	})
+	as, err := p.NewAddressSpace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Release()
+	as.MapFile(codeAddr, 0, hostarch.PageSize, hostarch.AccessType{Read: true, Execute: true})
+	ctx := p.NewContext()
+	defer ctx.Release()
+	ac := &arch.Context{}
+	ac.ResetForExec(codeAddr, 0)
+	for i, wantIP := range []uint64{codeAddr + 7, codeAddr + 21} {
+		info, _, err := ctx.Switch(as, ac)
+		if err != nil {
+			t.Fatalf("call %d: %v %+v", i, err, info)
+		}
+		if ac.Regs.Rip != wantIP {
+			t.Fatalf("call %d: rip %#x, want %#x", i, ac.Regs.Rip, wantIP)
+		}
+		ac.SetReturn(^uintptr(unix.ENOSYS) + 1)
+	}
+	if ac.SyscallNo() != 39 {
+		t.Fatalf("last stop: syscall %d", ac.SyscallNo())
+	}
+}

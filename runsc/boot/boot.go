@@ -20,6 +20,7 @@ import (
 	"github.com/veil-sandbox/veil/fs/tmpfs"
 	"github.com/veil-sandbox/veil/platform"
 	"github.com/veil-sandbox/veil/platform/ptrace"
+	"github.com/veil-sandbox/veil/platform/systrap"
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/kernel"
 	"github.com/veil-sandbox/veil/sentry/kernel/auth"
@@ -137,6 +138,12 @@ func newPlatform(name string, mf *memory.File) (platform.Platform, error) {
 		p, err := ptrace.New(mf.FD())
 		if err != nil {
 			return nil, fmt.Errorf("starting the ptrace platform: %w", err)
+		}
+		return p, nil
+	case "systrap":
+		p, err := systrap.New(mf.FD())
+		if err != nil {
+			return nil, fmt.Errorf("starting the systrap platform: %w", err)
 		}
 		return p, nil
 	}

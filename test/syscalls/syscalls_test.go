@@ -22,8 +22,8 @@ import (
 )
 
 // platforms are the Veil platforms every program runs under. VEIL_PLATFORMS
-// (comma separated) overrides the list, e.g. to add systrap once it exists.
-var platforms = []string{"ptrace"}
+// (comma separated) overrides the list, e.g. VEIL_PLATFORMS=systrap.
+var platforms = []string{"ptrace", "systrap"}
 
 // sandboxOnly names the programs that must never run natively, with the
 // arguments they get inside the sandbox.
