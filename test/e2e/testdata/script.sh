@@ -3,6 +3,9 @@
 # runs must exit 3. Nothing printed may depend on where it runs (no PIDs,
 # no times), except what the test filters out of `ls -la /`.
 set -u
+# Start from a directory that exists alike inside and out: runsc do's
+# default working directory is "/" when the caller's is under /tmp.
+cd /usr/share
 dir=/tmp/veil-e2e-script-$1
 rm -rf "$dir"
 mkdir -p "$dir"
