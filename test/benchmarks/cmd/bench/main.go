@@ -23,7 +23,7 @@ import (
 )
 
 var (
-	platformsFlag = flag.String("platforms", "ptrace", "comma-separated Veil platforms to measure")
+	platformsFlag = flag.String("platforms", "ptrace,systrap", "comma-separated Veil platforms to measure")
 	runscFlag     = flag.String("runsc", "", "runsc binary (default: <repo>/bin/runsc)")
 	quick         = flag.Bool("quick", false, "fewer iterations, for a smoke run")
 	timeout       = flag.Duration("timeout", 120*time.Second, "limit for any one measurement")
