@@ -22,12 +22,12 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/platform"
+	"github.com/veil-sandbox/veil/platform/internal/stubutil"
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/hostarch"
 )
@@ -37,7 +37,8 @@ const stubMemFD = 0
 
 // Platform is the ptrace platform.
 type Platform struct {
-	requests chan func()
+	// factory traces the template and every leader.
+	factory  *stubutil.Factory
 	template *thread
 	xsaveLen int
 }
@@ -47,12 +48,15 @@ type Platform struct {
 // itself: it execs the template through /proc/self/fd.
 func New(memFD int) (*Platform, error) {
 	quietStops()
-	p := &Platform{requests: make(chan func())}
-	errc := make(chan error, 1)
-	go p.factory(memFD, errc)
-	if err := <-errc; err != nil {
+	p := &Platform{}
+	f, err := stubutil.StartFactory(func() (err error) {
+		p.template, err = p.startTemplate(memFD)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
+	p.factory = f
 	return p, nil
 }
 
@@ -62,62 +66,27 @@ func (p *Platform) Name() string { return "ptrace" }
 // MaxUserAddress implements platform.Platform.
 func (p *Platform) MaxUserAddress() hostarch.Addr { return MaxUserAddress }
 
-// factory owns the template and every leader; it never returns, so its
-// OS thread (the tracer of all of them) lives as long as the sentry.
-func (p *Platform) factory(memFD int, errc chan<- error) {
-	runtime.LockOSThread()
-	t, err := p.startTemplate(memFD)
-	if err != nil {
-		errc <- err
-		return
-	}
-	p.template = t
-	errc <- nil
-	for fn := range p.requests {
-		fn()
-	}
-}
-
-// onFactory runs fn on the factory's OS thread.
-func (p *Platform) onFactory(fn func()) {
-	done := make(chan struct{})
-	p.requests <- func() { fn(); close(done) }
-	<-done
-}
-
 func (p *Platform) startTemplate(memFD int) (*thread, error) {
-	elf, err := unix.MemfdCreate("veil-stub", unix.MFD_CLOEXEC)
+	st, err := tracer.Exec("veil-stub", stubELF(), []uintptr{uintptr(memFD)})
 	if err != nil {
-		return nil, fmt.Errorf("ptrace: memfd for stub: %w", err)
-	}
-	defer unix.Close(elf)
-	if _, err := unix.Write(elf, stubELF()); err != nil {
-		return nil, fmt.Errorf("ptrace: writing stub: %w", err)
-	}
-	path := fmt.Sprintf("/proc/self/fd/%d", elf)
-	pid, err := syscall.ForkExec(path, []string{"veil-stub"}, &syscall.ProcAttr{
-		Env:   []string{},
-		Files: []uintptr{uintptr(memFD)},
-		Sys:   &syscall.SysProcAttr{Ptrace: true},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ptrace: starting stub: %w", err)
-	}
-	t := &thread{tgid: int32(pid), tid: int32(pid)}
-	if _, err := t.wait(); err != nil {
 		return nil, err
 	}
-	if err := ptraceSetOptions(t.tid, ptraceOptions); err != nil {
+	pid := int(st.TGID)
+	t := &thread{Thread: st}
+	if _, err := t.Wait(); err != nil {
+		return nil, err
+	}
+	if err := stubutil.SetOptions(t.TID, ptraceOptions); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return nil, fmt.Errorf("ptrace: setting options: %w", err)
 	}
-	if err := t.getRegs(&t.initRegs); err != nil {
+	if err := t.GetRegs(&t.InitRegs); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return nil, err
 	}
 	// Learn the host's XSAVE size: SETREGSET wants exactly that many bytes.
 	buf := make([]byte, 16384)
-	n, err := getXState(t.tid, buf)
+	n, err := stubutil.GetXState(t.TID, buf)
 	if err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return nil, fmt.Errorf("ptrace: reading xstate: %w", err)
@@ -140,7 +109,7 @@ func (p *Platform) startTemplate(memFD int) (*thread, error) {
 		{unix.SYS_SECCOMP, [6]uintptr{unix.SECCOMP_SET_MODE_FILTER, 0, stubBase + fprogOff}},
 	}
 	for _, s := range steps {
-		if r, err := t.syscall(sysSite, s.nr, s.args); err != nil || int64(r) < 0 && int64(r) > -4096 {
+		if r, err := t.Syscall(sysSite, s.nr, s.args); err != nil || int64(r) < 0 && int64(r) > -4096 {
 			unix.Kill(pid, unix.SIGKILL)
 			return nil, fmt.Errorf("ptrace: preparing stub (syscall %d): %v %v", s.nr, err, unix.Errno(-int64(r)))
 		}
@@ -155,9 +124,9 @@ const ptraceOptions = unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_EXITKILL
 func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
 	var leader *thread
 	var err error
-	p.onFactory(func() {
+	p.factory.Do(func() {
 		var r uintptr
-		r, err = p.template.syscall(cloneSite, unix.SYS_CLONE, [6]uintptr{unix.CLONE_PARENT | uintptr(unix.SIGCHLD)})
+		r, err = p.template.Syscall(cloneSite, unix.SYS_CLONE, [6]uintptr{unix.CLONE_PARENT | uintptr(unix.SIGCHLD)})
 		if err != nil {
 			return
 		}
@@ -167,7 +136,7 @@ func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
 		}
 		leader, err = seize(int32(r), int32(r))
 		if err == nil {
-			leader.initRegs = p.template.initRegs
+			leader.InitRegs = p.template.InitRegs
 		}
 	})
 	if err != nil {
@@ -200,9 +169,9 @@ func (s *subprocess) current() (*thread, error) {
 	}
 	var tid int32
 	var err error
-	s.p.onFactory(func() {
+	s.p.factory.Do(func() {
 		var r uintptr
-		r, err = s.leader.syscall(cloneSite, unix.SYS_CLONE, [6]uintptr{
+		r, err = s.leader.Syscall(cloneSite, unix.SYS_CLONE, [6]uintptr{
 			unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND |
 				unix.CLONE_THREAD | unix.CLONE_SYSVSEM | unix.CLONE_UNTRACED})
 		if err == nil && int64(r) < 0 {
@@ -213,11 +182,11 @@ func (s *subprocess) current() (*thread, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := seize(s.leader.tgid, tid)
+	t, err := seize(s.leader.TGID, tid)
 	if err != nil {
 		return nil, err
 	}
-	t.initRegs = s.leader.initRegs
+	t.InitRegs = s.leader.InitRegs
 	s.threads[me] = t
 	return t, nil
 }
@@ -230,7 +199,7 @@ func (s *subprocess) inject(nr uintptr, args [6]uintptr) (uintptr, error) {
 	if err != nil {
 		return 0, err
 	}
-	r, err := t.syscall(sysSite, nr, args)
+	r, err := t.Syscall(sysSite, nr, args)
 	if err != nil {
 		return 0, err
 	}
@@ -264,146 +233,31 @@ func (s *subprocess) Release() {
 	threads := s.threads
 	s.threads = nil
 	s.mu.Unlock()
-	unix.Kill(int(s.leader.tgid), unix.SIGKILL)
+	unix.Kill(int(s.leader.TGID), unix.SIGKILL)
 	for _, t := range threads {
-		t.reap()
+		t.Reap()
 	}
-	s.leader.reap()
+	s.leader.Reap()
 }
 
 // thread is one stub thread and what the platform knows of it.
 type thread struct {
-	tgid, tid int32
+	*stubutil.Thread
 	// cpu is the CPU the thread is pinned to (-1: not pinned).
 	cpu int32
-	// initRegs are registers valid for running stub code (segments,
-	// flags); injections start from a copy.
-	initRegs unix.PtraceRegs
 }
+
+// tracer traces every stub thread of the platform.
+var tracer = &stubutil.Tracer{Name: "ptrace", Options: ptraceOptions}
 
 // seize attaches the calling OS thread to a parked stub thread and stops
 // it.
 func seize(tgid, tid int32) (*thread, error) {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, ptraceOptions, 0, 0); e != 0 {
-		return nil, fmt.Errorf("ptrace: seizing stub thread %d: %w", tid, e)
-	}
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(tid), 0, 0, 0, 0); e != 0 {
-		return nil, fmt.Errorf("ptrace: interrupting stub thread %d: %w", tid, e)
-	}
-	t := &thread{tgid: tgid, tid: tid, cpu: -1}
-	if _, err := t.wait(); err != nil {
+	t, err := tracer.Seize(tgid, tid)
+	if err != nil {
 		return nil, err
 	}
-	return t, nil
-}
-
-// wait waits for the thread's next stop and returns its status.
-func (t *thread) wait() (unix.WaitStatus, error) {
-	var status unix.WaitStatus
-	for {
-		_, err := unix.Wait4(int(t.tid), &status, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return status, fmt.Errorf("ptrace: waiting for stub thread %d: %w", t.tid, err)
-		}
-		if status.Exited() || status.Signaled() {
-			return status, platform.ErrContextDead
-		}
-		return status, nil
-	}
-}
-
-// reap collects a killed thread's exit.
-func (t *thread) reap() {
-	var status unix.WaitStatus
-	for {
-		_, err := unix.Wait4(int(t.tid), &status, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || status.Exited() || status.Signaled() {
-			return
-		}
-	}
-}
-
-func (t *thread) getRegs(r *unix.PtraceRegs) error {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGS, uintptr(t.tid), 0, uintptr(unsafe.Pointer(r)), 0, 0); e != 0 {
-		return fmt.Errorf("ptrace: GETREGS %d: %w", t.tid, e)
-	}
-	return nil
-}
-
-func (t *thread) setRegs(r *unix.PtraceRegs) error {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGS, uintptr(t.tid), 0, uintptr(unsafe.Pointer(r)), 0, 0); e != 0 {
-		return fmt.Errorf("ptrace: SETREGS %d: %w", t.tid, e)
-	}
-	return nil
-}
-
-func (t *thread) cont(req int, sig int) error {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, uintptr(req), uintptr(t.tid), 0, uintptr(sig), 0, 0); e != 0 {
-		return fmt.Errorf("ptrace: resuming %d: %w", t.tid, e)
-	}
-	return nil
-}
-
-// syscall runs one host syscall in a stopped stub thread by pointing it at
-// site and letting it run to the trap after the syscall instruction.
-func (t *thread) syscall(site uintptr, nr uintptr, args [6]uintptr) (uintptr, error) {
-	regs := t.initRegs
-	regs.Rip = uint64(site)
-	regs.Rax = uint64(nr)
-	regs.Orig_rax = ^uint64(0)
-	regs.Rdi, regs.Rsi, regs.Rdx = uint64(args[0]), uint64(args[1]), uint64(args[2])
-	regs.R10, regs.R8, regs.R9 = uint64(args[3]), uint64(args[4]), uint64(args[5])
-	if err := t.setRegs(&regs); err != nil {
-		return 0, err
-	}
-	for {
-		if err := t.cont(unix.PTRACE_CONT, 0); err != nil {
-			return 0, err
-		}
-		status, err := t.wait()
-		if err != nil {
-			return 0, err
-		}
-		if status.Stopped() && status.StopSignal() == unix.SIGTRAP && status.TrapCause() <= 0 {
-			break
-		}
-		// A stale interrupt signal or a ptrace event: let it go.
-	}
-	if err := t.getRegs(&regs); err != nil {
-		return 0, err
-	}
-	return uintptr(regs.Rax), nil
-}
-
-func ptraceSetOptions(tid int32, opts int) error {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETOPTIONS, uintptr(tid), 0, uintptr(opts), 0, 0); e != 0 {
-		return e
-	}
-	return nil
-}
-
-const ntX86XState = 0x202
-
-func getXState(tid int32, buf []byte) (int, error) {
-	iov := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGSET, uintptr(tid), ntX86XState, uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 {
-		return 0, e
-	}
-	return int(iov.Len), nil
-}
-
-func setXState(tid int32, buf []byte) error {
-	iov := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(tid), ntX86XState, uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 {
-		return e
-	}
-	return nil
+	return &thread{Thread: t, cpu: -1}, nil
 }
 
 // context runs one application thread.
@@ -470,7 +324,7 @@ func (c *context) PullFullState(as platform.AddressSpace, ac *arch.Context) erro
 		return err
 	}
 	c.fitFP(ac)
-	if _, err := getXState(t.tid, ac.FP); err != nil {
+	if _, err := stubutil.GetXState(t.TID, ac.FP); err != nil {
 		return fmt.Errorf("ptrace: reading FP state: %w", err)
 	}
 	ac.FPValid = true
@@ -495,7 +349,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 	}
 	if ac.FPDirty {
 		c.fitFP(ac)
-		if err := setXState(t.tid, ac.FP); err != nil {
+		if err := stubutil.SetXState(t.TID, ac.FP); err != nil {
 			return nil, hostarch.NoAccess, fmt.Errorf("ptrace: writing FP state: %w", err)
 		}
 		ac.FPDirty = false
@@ -504,21 +358,21 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 	c.bindThread(t)
 	c.regs = ac.Regs
 	c.regs.Orig_rax = ^uint64(0) // never let the host restart anything
-	if err := t.setRegs(&c.regs); err != nil {
+	if err := t.SetRegs(&c.regs); err != nil {
 		return nil, hostarch.NoAccess, err
 	}
-	c.tgid.Store(t.tgid)
-	c.running.Store(t.tid)
+	c.tgid.Store(t.TGID)
+	c.running.Store(t.TID)
 	defer c.running.Store(0)
 	if c.interrupted.Swap(false) {
 		return nil, hostarch.NoAccess, platform.ErrContextInterrupt
 	}
 	ac.FPValid = false
 	for {
-		if err := t.cont(unix.PTRACE_SYSEMU, 0); err != nil {
+		if err := t.Cont(unix.PTRACE_SYSEMU, 0); err != nil {
 			return nil, hostarch.NoAccess, platform.ErrContextDead
 		}
-		status, err := t.wait()
+		status, err := t.Wait()
 		if err != nil {
 			return nil, hostarch.NoAccess, platform.ErrContextDead
 		}
@@ -527,7 +381,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		}
 		sig := status.StopSignal()
 		if sig == unix.SIGTRAP|0x80 {
-			if err := t.getRegs(&ac.Regs); err != nil {
+			if err := t.GetRegs(&ac.Regs); err != nil {
 				return nil, hostarch.NoAccess, err
 			}
 			return nil, hostarch.NoAccess, nil
@@ -539,7 +393,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		switch sig {
 		case interruptSignal:
 			if c.interrupted.Swap(false) {
-				if err := t.getRegs(&ac.Regs); err != nil {
+				if err := t.GetRegs(&ac.Regs); err != nil {
 					return nil, hostarch.NoAccess, err
 				}
 				return nil, hostarch.NoAccess, platform.ErrContextInterrupt
@@ -548,10 +402,10 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 			continue
 		case unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP:
 			info := &arch.SignalInfo{}
-			if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(t.tid), 0, uintptr(unsafe.Pointer(info)), 0, 0); e != 0 {
+			if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETSIGINFO, uintptr(t.TID), 0, uintptr(unsafe.Pointer(info)), 0, 0); e != 0 {
 				return nil, hostarch.NoAccess, fmt.Errorf("ptrace: GETSIGINFO: %w", e)
 			}
-			if err := t.getRegs(&ac.Regs); err != nil {
+			if err := t.GetRegs(&ac.Regs); err != nil {
 				return nil, hostarch.NoAccess, err
 			}
 			at := hostarch.NoAccess
@@ -611,7 +465,7 @@ func (c *context) bindThread(t *thread) {
 	}
 	var set unix.CPUSet
 	set.Set(int(c.cpu))
-	if unix.SchedSetaffinity(int(t.tid), &set) == nil {
+	if unix.SchedSetaffinity(int(t.TID), &set) == nil {
 		t.cpu = c.cpu
 	}
 }

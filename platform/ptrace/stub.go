@@ -1,9 +1,9 @@
 package ptrace
 
 import (
-	"encoding/binary"
-
 	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/platform/internal/stubutil"
 )
 
 // The stub is a one-page static ELF that the platform execs once (the
@@ -63,54 +63,32 @@ func stubCode() []byte {
 	return code
 }
 
-// BPF opcodes and seccomp constants (linux/filter.h, linux/seccomp.h).
-const (
-	bpfLD  = 0x00
-	bpfW   = 0x00
-	bpfABS = 0x20
-	bpfJMP = 0x05
-	bpfJEQ = 0x10
-	bpfK   = 0x00
-	bpfRET = 0x06
-
-	seccompRetKillProcess = 0x80000000
-	seccompRetAllow       = 0x7fff0000
-	auditArchX86_64       = 0xc000003e
-
-	seccompDataNR     = 0
-	seccompDataArch   = 4
-	seccompDataIPLow  = 8
-	seccompDataIPHigh = 12
-)
-
 // stubFilter builds the stub's seccomp program: allow only the syscalls
 // the sentry injects, each only from its site.
 func stubFilter() []unix.SockFilter {
 	var f []unix.SockFilter
-	ld := func(off uint32) { f = append(f, unix.SockFilter{Code: bpfLD | bpfW | bpfABS, K: off}) }
-	ret := func(v uint32) { f = append(f, unix.SockFilter{Code: bpfRET | bpfK, K: v}) }
+	ld := func(off uint32) { f = append(f, stubutil.LoadAbs(off)) }
+	ret := func(v uint32) { f = append(f, stubutil.Ret(v)) }
 	// jeq emits a compare whose false branch falls through and whose true
 	// branch skips `skip` instructions.
-	jeq := func(k uint32, skip uint8) {
-		f = append(f, unix.SockFilter{Code: bpfJMP | bpfJEQ | bpfK, K: k, Jt: skip, Jf: 0})
-	}
+	jeq := func(k uint32, skip uint8) { f = append(f, stubutil.JEQ(k, skip, 0)) }
 	// Allow-list checks: "if nr == x return allow" for each x, then kill.
 	allowNRs := func(nrs ...uint32) {
-		ld(seccompDataNR)
+		ld(stubutil.SeccompDataNR)
 		for _, nr := range nrs {
-			f = append(f, unix.SockFilter{Code: bpfJMP | bpfJEQ | bpfK, K: nr, Jt: 0, Jf: 1})
-			ret(seccompRetAllow)
+			f = append(f, stubutil.JEQ(nr, 0, 1))
+			ret(stubutil.SeccompRetAllow)
 		}
-		ret(seccompRetKillProcess)
+		ret(stubutil.SeccompRetKillProcess)
 	}
 
-	ld(seccompDataArch)
-	jeq(auditArchX86_64, 1)
-	ret(seccompRetKillProcess)
-	ld(seccompDataIPHigh)
+	ld(stubutil.SeccompDataArch)
+	jeq(stubutil.AuditArchX86_64, 1)
+	ret(stubutil.SeccompRetKillProcess)
+	ld(stubutil.SeccompDataIPHigh)
 	jeq(uint32(uint64(stubBase)>>32), 1)
-	ret(seccompRetKillProcess)
-	ld(seccompDataIPLow)
+	ret(stubutil.SeccompRetKillProcess)
+	ld(stubutil.SeccompDataIPLow)
 	// Three site checks, each jumping to its own block below. The blocks
 	// have fixed sizes, computed here.
 	loopBlock := []uint32{unix.SYS_PAUSE}
@@ -120,11 +98,11 @@ func stubFilter() []unix.SockFilter {
 	// After the three jeqs and the kill: loop block, sys block, clone block.
 	lb, sb := blockLen(loopBlock), blockLen(sysBlock)
 	f = append(f,
-		unix.SockFilter{Code: bpfJMP | bpfJEQ | bpfK, K: uint32(loopSyscallIP & 0xffffffff), Jt: 3, Jf: 0},
-		unix.SockFilter{Code: bpfJMP | bpfJEQ | bpfK, K: uint32(sysSyscallIP & 0xffffffff), Jt: uint8(2 + lb), Jf: 0},
-		unix.SockFilter{Code: bpfJMP | bpfJEQ | bpfK, K: uint32(cloneSyscallIP & 0xffffffff), Jt: uint8(1 + lb + sb), Jf: 0},
+		stubutil.JEQ(uint32(loopSyscallIP&0xffffffff), 3, 0),
+		stubutil.JEQ(uint32(sysSyscallIP&0xffffffff), uint8(2+lb), 0),
+		stubutil.JEQ(uint32(cloneSyscallIP&0xffffffff), uint8(1+lb+sb), 0),
 	)
-	ret(seccompRetKillProcess)
+	ret(stubutil.SeccompRetKillProcess)
 	allowNRs(loopBlock...)
 	allowNRs(sysBlock...)
 	allowNRs(cloneBlock...)
@@ -135,44 +113,13 @@ func stubFilter() []unix.SockFilter {
 // header, the code, and the seccomp program with its sock_fprog, all in
 // one page loaded read+execute at stubBase.
 func stubELF() []byte {
-	b := make([]byte, stubSize)
-	le := binary.LittleEndian
-	// ELF header.
-	copy(b, []byte{0x7f, 'E', 'L', 'F', 2 /* 64-bit */, 1 /* LE */, 1 /* version */})
-	le.PutUint16(b[16:], 2)    // ET_EXEC
-	le.PutUint16(b[18:], 0x3e) // EM_X86_64
-	le.PutUint32(b[20:], 1)
-	le.PutUint64(b[24:], loopSite) // e_entry
-	le.PutUint64(b[32:], 64)       // e_phoff
-	le.PutUint16(b[52:], 64)       // e_ehsize
-	le.PutUint16(b[54:], 56)       // e_phentsize
-	le.PutUint16(b[56:], 1)        // e_phnum
-	// PT_LOAD, R+X, the whole page.
-	ph := b[64:]
-	le.PutUint32(ph[0:], 1)
-	le.PutUint32(ph[4:], 5)
-	le.PutUint64(ph[8:], 0)
-	le.PutUint64(ph[16:], stubBase)
-	le.PutUint64(ph[24:], stubBase)
-	le.PutUint64(ph[32:], stubSize)
-	le.PutUint64(ph[40:], stubSize)
-	le.PutUint64(ph[48:], stubSize)
+	b := stubutil.NewELF(stubBase, loopSite, stubSize)
 	copy(b[codeOff:], stubCode())
 	filter := stubFilter()
 	if len(filter) > maxFilterLen {
 		panic("ptrace: stub filter too long")
 	}
-	for i, ins := range filter {
-		o := filterOff + 8*i
-		le.PutUint16(b[o:], ins.Code)
-		b[o+2] = ins.Jt
-		b[o+3] = ins.Jf
-		le.PutUint32(b[o+4:], ins.K)
-	}
-	// capset(2) version 3 header for pid 0 (the caller); the data that
-	// follows is all zero: no capabilities.
-	le.PutUint32(b[capHdrOff:], 0x20080522)
-	le.PutUint16(b[fprogOff:], uint16(len(filter)))
-	le.PutUint64(b[fprogOff+8:], stubBase+filterOff)
+	stubutil.PutFilter(b, stubBase, fprogOff, filterOff, filter)
+	stubutil.PutCapHeader(b, capHdrOff)
 	return b
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/platform/internal/stubutil"
 )
 
 // The stub is a one-page static ELF, exec'd once as the template and forked
@@ -139,69 +141,6 @@ const (
 	futexWake = 1
 )
 
-// BPF opcodes and seccomp constants (linux/filter.h, linux/seccomp.h).
-const (
-	bpfLD  = 0x00
-	bpfW   = 0x00
-	bpfABS = 0x20
-	bpfJMP = 0x05
-	bpfJA  = 0x00
-	bpfJEQ = 0x10
-	bpfK   = 0x00
-	bpfRET = 0x06
-
-	seccompRetKillProcess = 0x80000000
-	seccompRetTrap        = 0x00030000
-	seccompRetTrace       = 0x7ff00000
-	seccompRetAllow       = 0x7fff0000
-	auditArchX86_64       = 0xc000003e
-
-	seccompDataNR     = 0
-	seccompDataArch   = 4
-	seccompDataIPLow  = 8
-	seccompDataIPHigh = 12
-	seccompDataArg1   = 16 + 8
-)
-
-// bpf assembles a classic BPF program with symbolic jump targets.
-type bpf struct {
-	ins    []unix.SockFilter
-	labels map[string]int
-	fixups map[int][2]string // instruction -> (true label, false label)
-}
-
-func (b *bpf) label(name string) { b.labels[name] = len(b.ins) }
-func (b *bpf) ld(off uint32) {
-	b.ins = append(b.ins, unix.SockFilter{Code: bpfLD | bpfW | bpfABS, K: off})
-}
-func (b *bpf) ret(v uint32) { b.ins = append(b.ins, unix.SockFilter{Code: bpfRET | bpfK, K: v}) }
-
-// jeq jumps to t if A == k, else to f ("" means the next instruction).
-func (b *bpf) jeq(k uint32, t, f string) {
-	b.fixups[len(b.ins)] = [2]string{t, f}
-	b.ins = append(b.ins, unix.SockFilter{Code: bpfJMP | bpfJEQ | bpfK, K: k})
-}
-
-func (b *bpf) assemble() ([]unix.SockFilter, error) {
-	for i, l := range b.fixups {
-		for j, name := range l {
-			if name == "" {
-				continue
-			}
-			to, ok := b.labels[name]
-			if !ok || to <= i || to-i-1 > 255 {
-				return nil, fmt.Errorf("systrap: bad bpf jump to %q", name)
-			}
-			if j == 0 {
-				b.ins[i].Jt = uint8(to - i - 1)
-			} else {
-				b.ins[i].Jf = uint8(to - i - 1)
-			}
-		}
-	}
-	return b.ins, nil
-}
-
 // stubFilter builds the stub's seccomp program. Syscalls from outside the
 // stub's page are the application's: SECCOMP_RET_TRAP turns them into a
 // SIGSYS for the handler. From the stub page, each syscall instruction may
@@ -221,30 +160,30 @@ func (b *bpf) assemble() ([]unix.SockFilter, error) {
 //     of the sandbox.
 //   - anything else kills the stub.
 func stubFilter() ([]unix.SockFilter, error) {
-	b := &bpf{labels: map[string]int{}, fixups: map[int][2]string{}}
-	b.ld(seccompDataArch)
-	b.jeq(auditArchX86_64, "", "kill")
-	b.ld(seccompDataIPHigh)
-	b.jeq(uint32(uint64(stubBase)>>32), "", "trap")
-	b.ld(seccompDataIPLow)
+	b := &stubutil.Program{}
+	b.LoadAbs(stubutil.SeccompDataArch)
+	b.JEQ(stubutil.AuditArchX86_64, "", "kill")
+	b.LoadAbs(stubutil.SeccompDataIPHigh)
+	b.JEQ(uint32(uint64(stubBase)>>32), "", "trap")
+	b.LoadAbs(stubutil.SeccompDataIPLow)
 	low := func(off uint64) uint32 { return uint32((stubBase + off) & 0xffffffff) }
-	b.jeq(low(loopIP), "loop", "")
-	b.jeq(low(sysIP), "sys", "")
-	b.jeq(low(forkIP), "clone", "")
-	b.jeq(low(threadIP), "clone", "")
-	b.jeq(low(altStackIP), "altstack", "")
-	b.jeq(low(wakeIP), "futex", "")
-	b.jeq(low(waitFutexIP), "futex", "")
-	b.jeq(low(sigreturnIP), "sigreturn", "")
-	b.jeq(low(threadExitIP), "exit", "kill")
+	b.JEQ(low(loopIP), "loop", "")
+	b.JEQ(low(sysIP), "sys", "")
+	b.JEQ(low(forkIP), "clone", "")
+	b.JEQ(low(threadIP), "clone", "")
+	b.JEQ(low(altStackIP), "altstack", "")
+	b.JEQ(low(wakeIP), "futex", "")
+	b.JEQ(low(waitFutexIP), "futex", "")
+	b.JEQ(low(sigreturnIP), "sigreturn", "")
+	b.JEQ(low(threadExitIP), "exit", "kill")
 	// Per-site blocks: load the number, compare, else kill.
 	site := func(name string, action string, nrs ...uint32) {
-		b.label(name)
-		b.ld(seccompDataNR)
+		b.Label(name)
+		b.LoadAbs(stubutil.SeccompDataNR)
 		for _, nr := range nrs {
-			b.jeq(nr, action, "")
+			b.JEQ(nr, action, "")
 		}
-		b.ret(seccompRetKillProcess)
+		b.Ret(stubutil.SeccompRetKillProcess)
 	}
 	site("loop", "allow", unix.SYS_PAUSE)
 	site("sys", "trace", unix.SYS_MMAP, unix.SYS_MUNMAP, unix.SYS_MPROTECT, unix.SYS_MADVISE)
@@ -252,51 +191,36 @@ func stubFilter() ([]unix.SockFilter, error) {
 	site("altstack", "allow", unix.SYS_SIGALTSTACK)
 	site("sigreturn", "allow", unix.SYS_RT_SIGRETURN)
 	site("exit", "allow", unix.SYS_EXIT)
-	b.label("futex")
-	b.ld(seccompDataNR)
-	b.jeq(unix.SYS_FUTEX, "", "kill")
+	b.Label("futex")
+	b.LoadAbs(stubutil.SeccompDataNR)
+	b.JEQ(unix.SYS_FUTEX, "", "kill")
 	// Only plain (shared) FUTEX_WAIT and FUTEX_WAKE: the other operations
 	// (requeue, wake-op, PI) are kernel surface the stub does not need.
-	b.ld(seccompDataArg1)
-	b.jeq(futexWait, "allow", "")
-	b.jeq(futexWake, "allow", "kill")
+	b.LoadAbs(stubutil.SeccompDataArg1)
+	b.JEQ(futexWait, "allow", "")
+	b.JEQ(futexWake, "allow", "kill")
 	// The verdicts, last: classic BPF jumps only forward.
-	b.label("kill")
-	b.ret(seccompRetKillProcess)
-	b.label("trap")
-	b.ret(seccompRetTrap)
-	b.label("allow")
-	b.ret(seccompRetAllow)
-	b.label("trace")
-	b.ret(seccompRetTrace)
-	return b.assemble()
+	b.Label("kill")
+	b.Ret(stubutil.SeccompRetKillProcess)
+	b.Label("trap")
+	b.Ret(stubutil.SeccompRetTrap)
+	b.Label("allow")
+	b.Ret(stubutil.SeccompRetAllow)
+	b.Label("trace")
+	b.Ret(stubutil.SeccompRetTrace)
+	filter, err := b.Assemble()
+	if err != nil {
+		return nil, fmt.Errorf("systrap: %w", err)
+	}
+	return filter, nil
 }
 
 // stubELF returns the template's executable: an ELF64 header and program
 // header, the sigaction, the code and the seccomp program, all in one page
 // loaded read+execute at stubBase.
 func stubELF() ([]byte, error) {
-	b := make([]byte, stubSize)
+	b := stubutil.NewELF(stubBase, loopSite, stubSize)
 	le := binary.LittleEndian
-	// ELF header.
-	copy(b, []byte{0x7f, 'E', 'L', 'F', 2 /* 64-bit */, 1 /* LE */, 1 /* version */})
-	le.PutUint16(b[16:], 2)    // ET_EXEC
-	le.PutUint16(b[18:], 0x3e) // EM_X86_64
-	le.PutUint32(b[20:], 1)
-	le.PutUint64(b[24:], loopSite) // e_entry
-	le.PutUint64(b[32:], 64)       // e_phoff
-	le.PutUint16(b[52:], 64)       // e_ehsize
-	le.PutUint16(b[54:], 56)       // e_phentsize
-	le.PutUint16(b[56:], 1)        // e_phnum
-	// PT_LOAD, R+X, the whole page.
-	ph := b[64:]
-	le.PutUint32(ph[0:], 1)
-	le.PutUint32(ph[4:], 5)
-	le.PutUint64(ph[16:], stubBase)
-	le.PutUint64(ph[24:], stubBase)
-	le.PutUint64(ph[32:], stubSize)
-	le.PutUint64(ph[40:], stubSize)
-	le.PutUint64(ph[48:], stubSize)
 
 	// struct kernel_sigaction: handler, flags, restorer, mask. x86-64
 	// insists on SA_RESTORER; the handler never returns through it (it
@@ -327,17 +251,7 @@ func stubELF() ([]byte, error) {
 	if len(filter) > maxFilterLen {
 		return nil, fmt.Errorf("systrap: stub filter too long (%d)", len(filter))
 	}
-	for i, ins := range filter {
-		o := filterOff + 8*i
-		le.PutUint16(b[o:], ins.Code)
-		b[o+2] = ins.Jt
-		b[o+3] = ins.Jf
-		le.PutUint32(b[o+4:], ins.K)
-	}
-	// capset(2) version 3 header for pid 0 (the caller); the data that
-	// follows is all zero: no capabilities.
-	le.PutUint32(b[capHdrOff:], 0x20080522)
-	le.PutUint16(b[fprogOff:], uint16(len(filter)))
-	le.PutUint64(b[fprogOff+8:], stubBase+filterOff)
+	stubutil.PutFilter(b, stubBase, fprogOff, filterOff, filter)
+	stubutil.PutCapHeader(b, capHdrOff)
 	return b, nil
 }

@@ -29,13 +29,13 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/platform"
+	"github.com/veil-sandbox/veil/platform/internal/stubutil"
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/hostarch"
 )
@@ -48,7 +48,8 @@ const (
 
 // Platform is the systrap platform.
 type Platform struct {
-	requests chan func()
+	// factory traces the template and every leader.
+	factory  *stubutil.Factory
 	template *thread
 
 	ctxFD  int
@@ -87,7 +88,7 @@ func New(memFD int) (*Platform, error) {
 		unix.Close(ctxFD)
 		return nil, fmt.Errorf("systrap: mapping the slot memfd: %w", err)
 	}
-	p := &Platform{requests: make(chan func()), ctxFD: ctxFD, ctxMem: mem}
+	p := &Platform{ctxFD: ctxFD, ctxMem: mem}
 	if runtime.NumCPU() > 1 {
 		// Measured on a 2-CPU VM: a futex wake across CPUs costs tens
 		// of microseconds there, so a side that gives up too early
@@ -96,11 +97,14 @@ func New(memFD int) (*Platform, error) {
 		p.stubSpin = 2000                    // PAUSEs: ~50-100µs
 		p.sentrySpin = 50 * time.Microsecond // on the sentry's side
 	}
-	errc := make(chan error, 1)
-	go p.factory(memFD, errc)
-	if err := <-errc; err != nil {
+	f, err := stubutil.StartFactory(func() (err error) {
+		p.template, err = p.startTemplate(memFD)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
+	p.factory = f
 	return p, nil
 }
 
@@ -127,64 +131,28 @@ func (p *Platform) Name() string { return "systrap" }
 // MaxUserAddress implements platform.Platform.
 func (p *Platform) MaxUserAddress() hostarch.Addr { return MaxUserAddress }
 
-// factory owns the template and every leader; it never returns, so its
-// OS thread (the tracer of all of them) lives as long as the sentry.
-func (p *Platform) factory(memFD int, errc chan<- error) {
-	runtime.LockOSThread()
-	t, err := p.startTemplate(memFD)
-	if err != nil {
-		errc <- err
-		return
-	}
-	p.template = t
-	errc <- nil
-	for fn := range p.requests {
-		fn()
-	}
-}
-
-// onFactory runs fn on the factory's OS thread.
-func (p *Platform) onFactory(fn func()) {
-	done := make(chan struct{})
-	p.requests <- func() { fn(); close(done) }
-	<-done
-}
-
 func (p *Platform) startTemplate(memFD int) (*thread, error) {
 	image, err := stubELF()
 	if err != nil {
 		return nil, err
 	}
-	elf, err := unix.MemfdCreate("veil-systrap-stub", unix.MFD_CLOEXEC)
+	t, err := tracer.Exec("veil-systrap-stub", image, []uintptr{uintptr(memFD), uintptr(p.ctxFD)})
 	if err != nil {
-		return nil, fmt.Errorf("systrap: memfd for stub: %w", err)
-	}
-	defer unix.Close(elf)
-	if _, err := unix.Write(elf, image); err != nil {
-		return nil, fmt.Errorf("systrap: writing stub: %w", err)
-	}
-	path := fmt.Sprintf("/proc/self/fd/%d", elf)
-	pid, err := syscall.ForkExec(path, []string{"veil-stub"}, &syscall.ProcAttr{
-		Env:   []string{},
-		Files: []uintptr{uintptr(memFD), uintptr(p.ctxFD)},
-		Sys:   &syscall.SysProcAttr{Ptrace: true},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("systrap: starting stub: %w", err)
-	}
-	t := &thread{tgid: int32(pid), tid: int32(pid)}
-	fail := func(err error) (*thread, error) {
-		unix.Kill(pid, unix.SIGKILL)
-		t.reap()
 		return nil, err
 	}
-	if _, err := t.wait(); err != nil {
+	pid := int(t.TGID)
+	fail := func(err error) (*thread, error) {
+		unix.Kill(pid, unix.SIGKILL)
+		t.Reap()
+		return nil, err
+	}
+	if _, err := t.Wait(); err != nil {
 		return fail(err)
 	}
-	if err := ptraceSetOptions(t.tid, ptraceOptions); err != nil {
+	if err := stubutil.SetOptions(t.TID, ptraceOptions); err != nil {
 		return fail(fmt.Errorf("systrap: setting options: %w", err))
 	}
-	if err := t.getRegs(&t.initRegs); err != nil {
+	if err := t.GetRegs(&t.InitRegs); err != nil {
 		return fail(err)
 	}
 	type step struct {
@@ -210,7 +178,7 @@ func (p *Platform) startTemplate(memFD int) (*thread, error) {
 		step{unix.SYS_SECCOMP, [6]uintptr{unix.SECCOMP_SET_MODE_FILTER, 0, stubBase + fprogOff}},
 	)
 	for _, s := range steps {
-		if r, err := t.syscall(sysSite, s.nr, s.args, 0); err != nil || int64(r) < 0 && int64(r) > -4096 {
+		if r, err := injectAt(t, sysSite, s.nr, s.args, 0); err != nil || int64(r) < 0 && int64(r) > -4096 {
 			return fail(fmt.Errorf("systrap: preparing stub (syscall %d): %v %v", s.nr, err, unix.Errno(-int64(r))))
 		}
 	}
@@ -254,9 +222,9 @@ func (p *Platform) releaseSlots(slots []int) {
 func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
 	var leader *thread
 	var err error
-	p.onFactory(func() {
+	p.factory.Do(func() {
 		var r uintptr
-		r, err = p.template.syscall(forkSite, unix.SYS_CLONE, [6]uintptr{unix.CLONE_PARENT | uintptr(unix.SIGCHLD)}, 0)
+		r, err = injectAt(p.template, forkSite, unix.SYS_CLONE, [6]uintptr{unix.CLONE_PARENT | uintptr(unix.SIGCHLD)}, 0)
 		if err != nil {
 			return
 		}
@@ -264,9 +232,9 @@ func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
 			err = fmt.Errorf("systrap: forking stub: %w", unix.Errno(-e))
 			return
 		}
-		leader, err = seize(int32(r), int32(r))
+		leader, err = tracer.Seize(int32(r), int32(r))
 		if err == nil {
-			leader.initRegs = p.template.initRegs
+			leader.InitRegs = p.template.InitRegs
 		}
 	})
 	if err != nil {
@@ -295,7 +263,7 @@ type subprocess struct {
 func (s *subprocess) inject(nr uintptr, args [6]uintptr, r12 uint64) (uintptr, error) {
 	var r uintptr
 	var err error
-	s.p.onFactory(func() { r, err = s.leader.syscall(sysSiteFor(nr), nr, args, r12) })
+	s.p.factory.Do(func() { r, err = injectAt(s.leader, sysSiteFor(nr), nr, args, r12) })
 	if err != nil {
 		return 0, err
 	}
@@ -337,8 +305,8 @@ func (s *subprocess) Release() {
 	slots := s.slots
 	s.slots, s.spare = nil, nil
 	s.mu.Unlock()
-	unix.Kill(int(s.leader.tgid), unix.SIGKILL)
-	s.leader.reap()
+	unix.Kill(int(s.leader.TGID), unix.SIGKILL)
+	s.leader.Reap()
 	s.p.releaseSlots(slots)
 }
 
@@ -381,7 +349,7 @@ func (s *subprocess) newThread() (*stubThread, error) {
 	}
 	s.mu.Unlock()
 
-	th := &stubThread{s: s, slot: slot, mem: s.p.slot(slot), tgid: s.leader.tgid}
+	th := &stubThread{s: s, slot: slot, mem: s.p.slot(slot), tgid: s.leader.TGID}
 	le := binary.LittleEndian
 	clear(th.mem[:altStackOff])
 	*th.word(slotState) = stateInit
@@ -771,114 +739,17 @@ func isProbeSyscall(sig unix.Signal, info *arch.SignalInfo, r *arch.Registers) b
 }
 
 // thread is a stub thread under the factory's trace: the template or a
-// leader. Only the factory's OS thread uses it (except reap).
-type thread struct {
-	tgid, tid int32
-	// initRegs are registers valid for running stub code (segments,
-	// flags); injections start from a copy.
-	initRegs unix.PtraceRegs
-}
+// leader. Only the factory's OS thread uses it (except Reap).
+type thread = stubutil.Thread
 
-// seize attaches the calling OS thread to a parked stub thread and stops
-// it.
-func seize(tgid, tid int32) (*thread, error) {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(tid), 0, ptraceOptions, 0, 0); e != 0 {
-		return nil, fmt.Errorf("systrap: seizing stub thread %d: %w", tid, e)
-	}
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(tid), 0, 0, 0, 0); e != 0 {
-		return nil, fmt.Errorf("systrap: interrupting stub thread %d: %w", tid, e)
-	}
-	t := &thread{tgid: tgid, tid: tid}
-	if _, err := t.wait(); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
+// tracer traces the template and every leader.
+var tracer = &stubutil.Tracer{Name: "systrap", Options: ptraceOptions}
 
-// wait waits for the thread's next stop and returns its status.
-func (t *thread) wait() (unix.WaitStatus, error) {
-	var status unix.WaitStatus
-	for {
-		_, err := unix.Wait4(int(t.tid), &status, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return status, fmt.Errorf("systrap: waiting for stub thread %d: %w", t.tid, err)
-		}
-		if status.Exited() || status.Signaled() {
-			return status, platform.ErrContextDead
-		}
-		return status, nil
-	}
-}
-
-// reap collects a killed thread's exit. Any thread of the sentry may wait
-// for a tracee of another.
-func (t *thread) reap() {
-	var status unix.WaitStatus
-	for {
-		_, err := unix.Wait4(int(t.tid), &status, unix.WALL, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || status.Exited() || status.Signaled() {
-			return
-		}
-	}
-}
-
-func (t *thread) getRegs(r *unix.PtraceRegs) error {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGS, uintptr(t.tid), 0, uintptr(unsafe.Pointer(r)), 0, 0); e != 0 {
-		return fmt.Errorf("systrap: GETREGS %d: %w", t.tid, e)
-	}
-	return nil
-}
-
-func (t *thread) setRegs(r *unix.PtraceRegs) error {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGS, uintptr(t.tid), 0, uintptr(unsafe.Pointer(r)), 0, 0); e != 0 {
-		return fmt.Errorf("systrap: SETREGS %d: %w", t.tid, e)
-	}
-	return nil
-}
-
-// syscall runs one host syscall in a stopped stub thread by pointing it at
-// site and letting it run to the trap after the syscall instruction. The
-// filter's SECCOMP_RET_TRACE stop on the way is let through; r12 is for
-// threadSite, whose child finds its slot there.
-func (t *thread) syscall(site uintptr, nr uintptr, args [6]uintptr, r12 uint64) (uintptr, error) {
-	regs := t.initRegs
-	regs.Rip = uint64(site)
-	regs.Rax = uint64(nr)
-	regs.Orig_rax = ^uint64(0)
-	regs.Rdi, regs.Rsi, regs.Rdx = uint64(args[0]), uint64(args[1]), uint64(args[2])
-	regs.R10, regs.R8, regs.R9 = uint64(args[3]), uint64(args[4]), uint64(args[5])
+// injectAt runs one host syscall in t at site (see stubutil.Thread.Syscall).
+// The filter's SECCOMP_RET_TRACE stop on the way is let through; r12 is
+// for threadSite, whose child finds its slot there.
+func injectAt(t *thread, site uintptr, nr uintptr, args [6]uintptr, r12 uint64) (uintptr, error) {
+	regs := t.InitRegs
 	regs.R12 = r12
-	if err := t.setRegs(&regs); err != nil {
-		return 0, err
-	}
-	for {
-		if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_CONT, uintptr(t.tid), 0, 0, 0, 0); e != 0 {
-			return 0, fmt.Errorf("systrap: resuming %d: %w", t.tid, e)
-		}
-		status, err := t.wait()
-		if err != nil {
-			return 0, err
-		}
-		if status.Stopped() && status.StopSignal() == unix.SIGTRAP && status.TrapCause() <= 0 {
-			break
-		}
-		// The seccomp stop before the syscall, or a ptrace event stop.
-	}
-	if err := t.getRegs(&regs); err != nil {
-		return 0, err
-	}
-	return uintptr(regs.Rax), nil
-}
-
-func ptraceSetOptions(tid int32, opts int) error {
-	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_SETOPTIONS, uintptr(tid), 0, uintptr(opts), 0, 0); e != 0 {
-		return e
-	}
-	return nil
+	return t.SyscallFrom(regs, site, nr, args)
 }

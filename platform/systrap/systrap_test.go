@@ -13,154 +13,21 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/platform"
+	"github.com/veil-sandbox/veil/platform/internal/platformtest"
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/hostarch"
 )
 
-func newTestPlatform(t *testing.T) (*Platform, int, []byte) {
-	t.Helper()
-	fd, err := unix.MemfdCreate("test-mem", unix.MFD_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Ftruncate(fd, 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := unix.Mmap(fd, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(fd)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p, fd, mem
-}
+func TestSyscallAndFault(t *testing.T) { platformtest.SyscallAndFault(t, New) }
 
-const codeAddr = 0x400000
+func TestInterrupt(t *testing.T) { platformtest.Interrupt(t, New) }
 
-func TestSyscallAndFault(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	p, _, mem := newTestPlatform(t)
-	// getpid; then a write to address 0x1000 (unmapped): SIGSEGV.
-	code := []byte{
-		0xb8, 39, 0, 0, 0, 0x0f, 0x05, // mov eax, 39; syscall
-		0x48, 0xc7, 0x04, 0x25, 0x00, 0x10, 0x00, 0x00, 0x2a, 0x00, 0x00, 0x00, // mov qword [0x1000], 42
-	}
-	copy(mem, code)
-	as, err := p.NewAddressSpace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Release()
-	if err := as.MapFile(codeAddr, 0, hostarch.PageSize, hostarch.AccessType{Read: true, Execute: true}); err != nil {
-		t.Fatalf("MapFile: %v", err)
-	}
-	ctx := p.NewContext()
-	ac := &arch.Context{}
-	ac.ResetForExec(codeAddr, 0)
-	info, _, err := ctx.Switch(as, ac)
-	if err != nil {
-		t.Fatalf("Switch: %v (info %+v)", err, info)
-	}
-	if ac.SyscallNo() != 39 {
-		t.Fatalf("syscall %d, want 39", ac.SyscallNo())
-	}
-	if ac.Regs.Rip != codeAddr+7 {
-		t.Fatalf("rip %#x", ac.Regs.Rip)
-	}
-	ac.SetReturn(1234)
-	info, _, err = ctx.Switch(as, ac)
-	if err != platform.ErrContextSignal {
-		t.Fatalf("Switch: %v, want a signal", err)
-	}
-	if info.Signo != int32(unix.SIGSEGV) || info.Addr() != 0x1000 || info.Code != arch.SEGV_MAPERR {
-		t.Fatalf("info %+v addr %#x", info, info.Addr())
-	}
-	if ac.Regs.Rax != 1234 {
-		t.Fatalf("rax %d, want the syscall result 1234", ac.Regs.Rax)
-	}
-	// Map the page and retry: the store now succeeds and the next
-	// instruction (int3 from zeroed memory? no: zero bytes are `add [rax], al`)
-	// is whatever follows; check the memory got written.
-	if err := as.MapFile(0x1000, 0x10000, hostarch.PageSize, hostarch.ReadWrite); err != nil {
-		t.Fatal(err)
-	}
-	copy(mem[len(code):], []byte{0xb8, 60, 0, 0, 0, 0x0f, 0x05}) // exit syscall (emulated)
-	if _, _, err = ctx.Switch(as, ac); err != nil {
-		t.Fatalf("Switch: %v", err)
-	}
-	if ac.SyscallNo() != 60 {
-		t.Fatalf("syscall %d, want 60", ac.SyscallNo())
-	}
-	if mem[0x10000] != 42 {
-		t.Fatalf("store did not land in the memory file: %d", mem[0x10000])
-	}
-}
+func TestFPPreserved(t *testing.T) { platformtest.FPPreserved(t, New) }
 
-func TestInterrupt(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	p, _, mem := newTestPlatform(t)
-	copy(mem, []byte{0xeb, 0xfe}) // jmp .
-	as, err := p.NewAddressSpace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Release()
-	if err := as.MapFile(codeAddr, 0, hostarch.PageSize, hostarch.AccessType{Read: true, Execute: true}); err != nil {
-		t.Fatal(err)
-	}
-	ctx := p.NewContext()
-	ac := &arch.Context{}
-	ac.ResetForExec(codeAddr, 0)
-	go func() { ctx.Interrupt() }()
-	if _, _, err := ctx.Switch(as, ac); err != platform.ErrContextInterrupt {
-		t.Fatalf("Switch: %v, want interrupt", err)
-	}
-}
-
-func TestFPPreserved(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	p, _, mem := newTestPlatform(t)
-	// movq xmm0, rax ; syscall(getpid) ; movq rbx, xmm0 ; syscall
-	code := []byte{
-		0x66, 0x48, 0x0f, 0x6e, 0xc0, // movq xmm0, rax
-		0xb8, 39, 0, 0, 0, 0x0f, 0x05,
-		0x66, 0x48, 0x0f, 0x7e, 0xc3, // movq rbx, xmm0
-		0xb8, 39, 0, 0, 0, 0x0f, 0x05,
-	}
-	copy(mem, code)
-	as, err := p.NewAddressSpace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Release()
-	as.MapFile(codeAddr, 0, hostarch.PageSize, hostarch.AccessType{Read: true, Execute: true})
-	ctx := p.NewContext()
-	ac := &arch.Context{}
-	ac.ResetForExec(codeAddr, 0)
-	ac.Regs.Rax = 0x1122334455667788
-	if _, _, err := ctx.Switch(as, ac); err != nil {
-		t.Fatal(err)
-	}
-	// Pull and push the FP state through the sentry, as signal delivery does.
-	if err := ctx.PullFullState(as, ac); err != nil {
-		t.Fatal(err)
-	}
-	ac.FPDirty = true
-	if _, _, err := ctx.Switch(as, ac); err != nil {
-		t.Fatal(err)
-	}
-	if ac.Regs.Rbx != 0x1122334455667788 {
-		t.Fatalf("xmm0 not preserved: rbx=%#x", ac.Regs.Rbx)
-	}
-}
+const codeAddr = platformtest.CodeAddr
 
 func TestStubSeccompKillsOtherSyscalls(t *testing.T) {
-	p, _, _ := newTestPlatform(t)
+	p, _ := platformtest.New(t, New)
 	as, err := p.NewAddressSpace()
 	if err != nil {
 		t.Fatal(err)
@@ -178,33 +45,13 @@ func TestStubSeccompKillsOtherSyscalls(t *testing.T) {
 }
 
 func BenchmarkSyscallRoundTrip(b *testing.B) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	fd, _ := unix.MemfdCreate("bench-mem", unix.MFD_CLOEXEC)
-	unix.Ftruncate(fd, 1<<20)
-	mem, _ := unix.Mmap(fd, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	copy(mem, []byte{0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7}) // loop { getpid }
-	p, err := New(fd)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if v := os.Getenv("SPIN"); v != "" {
-		var a, c int
-		fmt.Sscanf(v, "%d,%d", &a, &c)
-		p.stubSpin, p.sentrySpin = uint32(a), time.Duration(c)*time.Nanosecond
-	}
-	as, _ := p.NewAddressSpace()
-	defer as.Release()
-	as.MapFile(codeAddr, 0, hostarch.PageSize, hostarch.AccessType{Read: true, Execute: true})
-	ctx := p.NewContext()
-	ac := &arch.Context{}
-	ac.ResetForExec(codeAddr, 0)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, _, err := ctx.Switch(as, ac); err != nil {
-			b.Fatal(err)
+	platformtest.BenchmarkSyscallRoundTrip(b, New, func(p *Platform) {
+		if v := os.Getenv("SPIN"); v != "" {
+			var a, c int
+			fmt.Sscanf(v, "%d,%d", &a, &c)
+			p.stubSpin, p.sentrySpin = uint32(a), time.Duration(c)*time.Nanosecond
 		}
-	}
+	})
 }
 
 // TestAppCannotUseInjectionSites: application code that jumps to the
@@ -213,7 +60,7 @@ func BenchmarkSyscallRoundTrip(b *testing.B) {
 func TestAppCannotUseInjectionSites(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p, _, mem := newTestPlatform(t)
+	p, mem := platformtest.New(t, New)
 	code := []byte{
 		0xb8, 9, 0, 0, 0, // mov eax, SYS_mmap
 		0x48, 0xbf, 0, 0, 0, 0x10, 0, 0, 0, 0, // mov rdi, 0x10000000
@@ -229,16 +76,8 @@ func TestAppCannotUseInjectionSites(t *testing.T) {
 		code[len(code)-10+i] = byte(uint64(sysSite) >> (8 * i))
 	}
 	copy(mem, code)
-	as, err := p.NewAddressSpace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Release()
-	as.MapFile(codeAddr, 0, hostarch.PageSize, hostarch.AccessType{Read: true, Execute: true})
-	ctx := p.NewContext()
+	as, ctx, ac := platformtest.Start(t, p)
 	defer ctx.Release()
-	ac := &arch.Context{}
-	ac.ResetForExec(codeAddr, 0)
 	info, _, err := ctx.Switch(as, ac)
 	if err != platform.ErrContextSignal || info.Signo != int32(unix.SIGTRAP) {
 		t.Fatalf("Switch: %v %+v, want the int3 after the site", err, info)
@@ -253,7 +92,7 @@ func TestAppCannotUseInjectionSites(t *testing.T) {
 func TestTLSAndRegisters(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p, _, mem := newTestPlatform(t)
+	p, mem := platformtest.New(t, New)
 	code := []byte{
 		0xf3, 0x48, 0x0f, 0xae, 0xc3, // rdfsbase rbx
 		0xf3, 0x48, 0x0f, 0xae, 0xc9, // rdgsbase rcx
@@ -261,16 +100,8 @@ func TestTLSAndRegisters(t *testing.T) {
 		0xb8, 39, 0, 0, 0, 0x0f, 0x05, // getpid
 	}
 	copy(mem, code)
-	as, err := p.NewAddressSpace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Release()
-	as.MapFile(codeAddr, 0, hostarch.PageSize, hostarch.AccessType{Read: true, Execute: true})
-	ctx := p.NewContext()
+	as, ctx, ac := platformtest.Start(t, p)
 	defer ctx.Release()
-	ac := &arch.Context{}
-	ac.ResetForExec(codeAddr, 0)
 	ac.Regs.Fs_base = 0x12345000
 	ac.Regs.Gs_base = 0x6789a000
 	if _, _, err := ctx.Switch(as, ac); err != nil {
@@ -311,7 +142,7 @@ func TestTLSAndRegisters(t *testing.T) {
 func TestManyThreadsAndAddressSpaces(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p, _, mem := newTestPlatform(t)
+	p, mem := platformtest.New(t, New)
 	copy(mem, []byte{0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7})
 	for round := 0; round < 3; round++ {
 		var spaces []platform.AddressSpace
@@ -379,22 +210,14 @@ func TestStubCodeMatchesSource(t *testing.T) {
 func TestProbeSyscalls(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p, _, mem := newTestPlatform(t)
+	p, mem := platformtest.New(t, New)
 	copy(mem, []byte{
 		0xb8, 0x4f, 1, 0, 0, 0x0f, 0x05, // mov eax, 335; syscall
 		0xb8, 0x50, 1, 0, 0, 0x0f, 0x05, // mov eax, 336; syscall
 		0xb8, 39, 0, 0, 0, 0x0f, 0x05, // getpid
 	})
-	as, err := p.NewAddressSpace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer as.Release()
-	as.MapFile(codeAddr, 0, hostarch.PageSize, hostarch.AccessType{Read: true, Execute: true})
-	ctx := p.NewContext()
+	as, ctx, ac := platformtest.Start(t, p)
 	defer ctx.Release()
-	ac := &arch.Context{}
-	ac.ResetForExec(codeAddr, 0)
 	for i, wantIP := range []uint64{codeAddr + 7, codeAddr + 21} {
 		info, _, err := ctx.Switch(as, ac)
 		if err != nil {
