@@ -70,6 +70,8 @@ type Task struct {
 	// utime and stime are CPU time spent in application code and in the
 	// sentry on the task's behalf.
 	utime, stime atomic.Int64
+	// mark is when the task last entered or left application code.
+	mark time.Time
 	startTime    time.Time
 	// pdeathSig is prctl(PR_SET_PDEATHSIG).
 	pdeathSig int
@@ -335,6 +337,7 @@ func (t *Task) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t.pendingWork.Store(true)
+	t.mark = time.Now()
 	for {
 		if t.needsSlowPath() {
 			if t.checkStopAndExit() {
@@ -346,9 +349,13 @@ func (t *Task) run() {
 			}
 		}
 		as := t.mm.AddressSpace()
+		// One clock read per transition: time since the last one was spent
+		// in the sentry for the task, time in Switch in application code.
 		before := time.Now()
+		t.stime.Add(int64(before.Sub(t.mark)))
 		info, _, err := t.pctx.Switch(as, &t.ac)
-		t.utime.Add(int64(time.Since(before)))
+		t.mark = time.Now()
+		t.utime.Add(int64(t.mark.Sub(before)))
 		switch {
 		case err == nil:
 			t.doSyscall()
@@ -412,16 +419,15 @@ func (t *Task) handleFault(info *arch.SignalInfo) {
 func (t *Task) doSyscall() {
 	nr := t.ac.SyscallNo()
 	args := t.ac.SyscallArgs()
-	start := time.Now()
-	var straceLine string
+	var rval uintptr
+	var err error
 	if t.k.Strace != nil {
-		straceLine = t.straceEnter(nr, args)
-	}
-	rval, err := t.k.Syscalls(t, nr, args)
-	took := time.Since(start)
-	t.stime.Add(int64(took))
-	if t.k.Strace != nil {
-		t.straceExit(straceLine, rval, err, took)
+		start := time.Now()
+		line := t.straceEnter(nr, args)
+		rval, err = t.k.Syscalls(t, nr, args)
+		t.straceExit(line, rval, err, time.Since(start))
+	} else {
+		rval, err = t.k.Syscalls(t, nr, args)
 	}
 	if err == errNoReturn {
 		return // execve/rt_sigreturn set every register already
