@@ -71,8 +71,8 @@ type Task struct {
 	// sentry on the task's behalf.
 	utime, stime atomic.Int64
 	// mark is when the task last entered or left application code.
-	mark time.Time
-	startTime    time.Time
+	mark      time.Time
+	startTime time.Time
 	// pdeathSig is prctl(PR_SET_PDEATHSIG).
 	pdeathSig int
 	// lastSyscall is logged by strace.
