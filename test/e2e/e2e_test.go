@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,51 +39,14 @@ var (
 // leftovers (see checkNoLeftovers) are found exactly, without confusing
 // them with other people's sandboxes on the same machine.
 func TestMain(m *testing.M) {
-	repoDir, setupErr = findRepo()
+	repoDir, setupErr = testutil.RepoRoot()
 	if setupErr == nil {
-		runscBin = filepath.Join(repoDir, "bin", "runsc")
-		if _, err := os.Stat(runscBin); err != nil {
-			setupErr = buildRunsc()
-		}
+		runscBin, setupErr = testutil.Runsc(repoDir)
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil && setupErr == nil {
 		setupErr = fmt.Errorf("PR_SET_CHILD_SUBREAPER: %w", err)
 	}
 	os.Exit(m.Run())
-}
-
-func findRepo() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
-func buildRunsc() error {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	if err := os.MkdirAll(filepath.Dir(runscBin), 0o755); err != nil {
-		return err
-	}
-	tmp := runscBin + ".e2e.tmp"
-	cmd := exec.Command(gobin, "build", "-o", tmp, "./runsc")
-	cmd.Dir = repoDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./runsc: %v\n%s", err, out)
-	}
-	return os.Rename(tmp, runscBin)
 }
 
 // needSandbox skips a test that cannot run a sandbox here and fails one

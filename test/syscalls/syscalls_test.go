@@ -75,24 +75,14 @@ func parseSummary(out string) (summary, error) {
 	return s, nil
 }
 
-// repoRoot is found by walking up to go.mod, so the tests work from any
-// working directory go test picks.
+// repoRoot is the repository (testutil.RepoRoot), or a fatal error.
 func repoRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := testutil.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 // programs lists the conformance programs by name (the .c files).
@@ -250,23 +240,7 @@ var (
 func runsc(t *testing.T) string {
 	t.Helper()
 	runscOnce.Do(func() {
-		root := repoRoot(t)
-		runscPath = filepath.Join(root, "bin", "runsc")
-		if _, err := os.Stat(runscPath); err == nil {
-			return
-		}
-		gobin := "go"
-		if _, err := exec.LookPath(gobin); err != nil {
-			gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		tmp := runscPath + ".tmp"
-		cmd := exec.Command(gobin, "build", "-o", tmp, "./runsc")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			runscErr = fmt.Errorf("go build ./runsc: %v\n%s", err, out)
-			return
-		}
-		runscErr = os.Rename(tmp, runscPath)
+		runscPath, runscErr = testutil.Runsc(repoRoot(t))
 	})
 	if runscErr != nil {
 		t.Fatal(runscErr)

@@ -3,8 +3,12 @@
 package testutil
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -32,4 +36,48 @@ func VisibleDir(preferred, name string) (string, error) {
 		return abs, os.MkdirAll(abs, 0o755)
 	}
 	return os.MkdirTemp("/var/tmp", "veil-"+name+"-")
+}
+
+// RepoRoot finds the repository by walking up from the working directory
+// to go.mod, so tests and tools work from any directory go picks.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Runsc returns <repo>/bin/runsc, building it first if it is missing. The
+// build goes to a name of this process's own and is renamed into place, so
+// test packages that go test runs in parallel never see a half-written
+// binary.
+func Runsc(repo string) (string, error) {
+	bin := filepath.Join(repo, "bin", "runsc")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
+	cmd := exec.Command(gobin, "build", "-o", tmp, "./runsc")
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./runsc: %v\n%s", err, out)
+	}
+	return bin, os.Rename(tmp, bin)
 }

@@ -6,6 +6,8 @@
 package main
 
 import (
+	"github.com/veil-sandbox/veil/test/testutil"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -47,7 +49,7 @@ type bench struct {
 
 func main() {
 	flag.Parse()
-	root, err := repoRoot()
+	root, err := testutil.RepoRoot()
 	if err != nil {
 		fatal(err)
 	}
@@ -382,23 +384,6 @@ func buildC(src, bin string) error {
 		}
 	}
 	return nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func kernelRelease() string {
