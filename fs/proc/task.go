@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -291,5 +290,3 @@ func (fs *Filesystem) stat(context.Context) string {
 	fmt.Fprintf(&b, "intr 0\nctxt 0\nbtime %d\nprocesses %d\nprocs_running 1\nprocs_blocked 0\n", boot, fs.k.TaskCount())
 	return b.String()
 }
-
-var _ = runtime.NumCPU

@@ -212,9 +212,9 @@ func (t *Task) Clone(opts CloneOptions) (ThreadID, error) {
 	nt.signalMask = t.signalMask
 	nt.name.Store(t.Name())
 	nt.exitSignal = opts.ExitSignal
-	if f&unix.CLONE_SIGHAND == 0 && f&unix.CLONE_VM == 0 {
-		nt.altStack = t.altStack
-	} else if f&unix.CLONE_VM == 0 {
+	// A new process keeps the alternate signal stack; a thread sharing
+	// the address space starts without one (clone(2)).
+	if f&unix.CLONE_VM == 0 {
 		nt.altStack = t.altStack
 	}
 	// The child returns 0 from clone, on its new stack and TLS if given.

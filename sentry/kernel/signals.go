@@ -122,7 +122,7 @@ func (t *Task) SendSignal(info *arch.SignalInfo) error {
 	return t.sendSignalLocked(info, false)
 }
 
-// SendGroupSignal sends a process-directed signal to tg.
+// SendSignal sends a process-directed signal to tg.
 func (tg *ThreadGroup) SendSignal(info *arch.SignalInfo) error {
 	tg.k.mu.Lock()
 	defer tg.k.mu.Unlock()

@@ -75,8 +75,6 @@ type Task struct {
 	startTime time.Time
 	// pdeathSig is prctl(PR_SET_PDEATHSIG).
 	pdeathSig int
-	// lastSyscall is logged by strace.
-	cpu int32
 }
 
 // Kernel returns the task's kernel.

@@ -132,7 +132,9 @@ func (pt *posixTimer) arm(d time.Duration) {
 }
 
 // TimerCreate is timer_create(2). target nil means the whole process.
-func (tg *ThreadGroup) TimerCreate(signo int, value uint64, target *Task, none bool) (int32, error) {
+// valueIsID makes si_value the new timer's ID (timer_create with no
+// sigevent).
+func (tg *ThreadGroup) TimerCreate(signo int, value uint64, valueIsID bool, target *Task, none bool) (int32, error) {
 	if !none && (signo < 1 || signo > NumSignals) {
 		return 0, unix.EINVAL
 	}
@@ -143,6 +145,9 @@ func (tg *ThreadGroup) TimerCreate(signo int, value uint64, target *Task, none b
 	}
 	id := tg.nextTimerID
 	tg.nextTimerID++
+	if valueIsID {
+		value = uint64(id)
+	}
 	tg.posixTimers[id] = &posixTimer{tg: tg, id: id, signo: signo, value: value, target: target, none: none}
 	return id, nil
 }

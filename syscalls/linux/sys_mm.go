@@ -69,13 +69,10 @@ func Mmap(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	} else if typ != unix.MAP_PRIVATE {
 		opts.Offset = 0
 	}
+	// MAP_POPULATE is a hint: pages fault in on first touch anyway.
 	a, err := t.MemoryManager().MMap(opts)
 	if err != nil {
 		return 0, err
-	}
-	if flags&unix.MAP_POPULATE != 0 {
-		// A hint; faults bring pages in on first touch anyway.
-		_ = a
 	}
 	return uintptr(a), nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/veil-sandbox/veil/sentry/kernel"
 	"github.com/veil-sandbox/veil/sentry/kernel/auth"
 	"github.com/veil-sandbox/veil/sentry/limits"
-	"github.com/veil-sandbox/veil/sentry/linuxerr"
 )
 
 func Clone(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
@@ -699,8 +698,6 @@ func init() {
 	reg(unix.SYS_MEMBARRIER, Partial, Membarrier, "QUERY only")
 	reg(unix.SYS_RSEQ, Unimplemented, nil, "ENOSYS: glibc works without it")
 }
-
-var _ = linuxerr.ERESTARTSYS
 
 // execPathAt turns (dirfd, path) into a path execve can resolve: the
 // directory's path in the task's root joined with path, or the FD's own path

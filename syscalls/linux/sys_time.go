@@ -284,6 +284,7 @@ func TimerCreate(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	}
 	signo := int(unix.SIGALRM)
 	var value uint64
+	valueIsID := true // with no sigevent, si_value is the timer's ID
 	var target *kernel.Task
 	none := false
 	if p := args[1].Pointer(); p != 0 {
@@ -293,6 +294,7 @@ func TimerCreate(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 			return 0, unix.EFAULT
 		}
 		value = binary.LittleEndian.Uint64(b[0:])
+		valueIsID = false
 		signo = int(int32(binary.LittleEndian.Uint32(b[8:])))
 		notify := int32(binary.LittleEndian.Uint32(b[12:]))
 		switch notify {
@@ -309,13 +311,9 @@ func TimerCreate(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 			return 0, unix.EINVAL
 		}
 	}
-	id, err := t.ThreadGroup().TimerCreate(signo, value, target, none)
+	id, err := t.ThreadGroup().TimerCreate(signo, value, valueIsID, target, none)
 	if err != nil {
 		return 0, err
-	}
-	if p := args[1].Pointer(); p == 0 {
-		// Default sigev_value is the timer ID.
-		_ = p
 	}
 	return 0, copyOutU32(t, args[2].Pointer(), uint32(id))
 }
