@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"github.com/veil-sandbox/veil/sentry/hostarch"
+
 	"golang.org/x/sys/unix"
 	"path"
 
@@ -86,8 +88,8 @@ func (t *Task) loadExecutable(path string, argv, envv []string) error {
 		return err
 	}
 	t.mm.SetBrkStart(res.BrkStart)
-	t.mm.SetArgvRange(hostarchRange(res.ArgvStart, res.ArgvEnd))
-	t.mm.SetEnvvRange(hostarchRange(res.EnvvStart, res.EnvvEnd))
+	t.mm.SetArgvRange(hostarch.AddrRange{Start: res.ArgvStart, End: res.ArgvEnd})
+	t.mm.SetEnvvRange(hostarch.AddrRange{Start: res.EnvvStart, End: res.EnvvEnd})
 	auxv := make([]byte, 0, 16*(len(res.Auxv)+1))
 	for _, e := range res.Auxv {
 		auxv = appendLE64(appendLE64(auxv, e.Key), e.Value)

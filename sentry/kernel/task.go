@@ -179,8 +179,7 @@ func (t *Task) CopyInStringVec(addr hostarch.Addr, maxTotal int) ([]string, erro
 		if _, err := t.CopyInBytes(addr, b[:]); err != nil {
 			return nil, unix.EFAULT
 		}
-		p := hostarch.Addr(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56)
+		p := hostarch.Addr(le64(b[:]))
 		if p == 0 {
 			break
 		}

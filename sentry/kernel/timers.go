@@ -7,7 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/sentry/arch"
-	"github.com/veil-sandbox/veil/sentry/hostarch"
 	"github.com/veil-sandbox/veil/sentry/linuxerr"
 )
 
@@ -15,10 +14,6 @@ var timeNever time.Time
 
 // errRestartSys is what an interrupted blocking call returns.
 var errRestartSys error = linuxerr.ERESTARTSYS
-
-func hostarchRange(start, end hostarch.Addr) hostarch.AddrRange {
-	return hostarch.AddrRange{Start: start, End: end}
-}
 
 // SetITimerReal sets ITIMER_REAL (alarm, setitimer) and returns the old
 // remaining time and interval.
