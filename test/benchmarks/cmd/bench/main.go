@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +48,38 @@ type bench struct {
 	noteOnly bool // row has only a native value (a floor, not a workload)
 }
 
+// benchEnv is what a row's measurements need from the driver.
+type benchEnv struct {
+	scale int                      // divisor of iteration counts (10 with -quick)
+	prog  func(name string) string // path of a built test/benchmarks/src program
+}
+
+// registered holds the row groups in the order the table prints them; each
+// file of this package adds its rows with register, so areas (platform,
+// filesystem, lifecycle) keep their rows in files of their own.
+var registered []struct {
+	order int
+	rows  func(e *benchEnv) []bench
+}
+
+// register adds a group of rows; lower order prints first.
+func register(order int, rows func(e *benchEnv) []bench) {
+	registered = append(registered, struct {
+		order int
+		rows  func(e *benchEnv) []bench
+	}{order, rows})
+}
+
+func allBenches(e *benchEnv) []bench {
+	groups := append(registered[:0:0], registered...)
+	sort.SliceStable(groups, func(i, j int) bool { return groups[i].order < groups[j].order })
+	var out []bench
+	for _, g := range groups {
+		out = append(out, g.rows(e)...)
+	}
+	return out
+}
+
 func main() {
 	flag.Parse()
 	root, err := testutil.RepoRoot()
@@ -67,40 +100,8 @@ func main() {
 	}
 	prog := func(name string) string { return filepath.Join(bin, name) }
 
-	benches := []bench{
-		{
-			name: "getpid round trip", unit: "ns",
-			native: func() result { return nsPerOp(nil, prog("getpid"), strconv.Itoa(1000000/scale)) },
-			sandbox: func(rs []string) result {
-				return nsPerOp(rs, prog("getpid"), strconv.Itoa(20000/scale))
-			},
-		},
-		{
-			name: "PTRACE_SYSEMU stop+resume (ptrace floor)", unit: "ns", noteOnly: true,
-			native: func() result { return nsPerOp(nil, prog("sysemu"), strconv.Itoa(100000/scale)) },
-		},
-		{
-			name: "start-to-exit of /bin/true", unit: "ms",
-			native: func() result { return startToExit(nil, 20/min(scale, 4)) },
-			sandbox: func(rs []string) result {
-				return startToExit(rs, 5/min(scale, 5))
-			},
-		},
-		{
-			name: "fork+exec+wait of /bin/true", unit: "µs",
-			native: func() result {
-				return scaleBy(nsPerOp(nil, prog("forkexec"), strconv.Itoa(200/scale), "/bin/true"), 1e-3)
-			},
-			sandbox: func(rs []string) result {
-				return scaleBy(nsPerOp(rs, prog("forkexec"), strconv.Itoa(max(20/scale, 2)), "/bin/true"), 1e-3)
-			},
-		},
-		{
-			name: "idle resident memory (sleep)", unit: "MiB",
-			native:  func() result { return idleRSS(nil) },
-			sandbox: func(rs []string) result { return idleRSS(rs) },
-		},
-	}
+	env := &benchEnv{scale: scale, prog: prog}
+	benches := allBenches(env)
 
 	plats := strings.Split(*platformsFlag, ",")
 	fmt.Printf("Veil benchmarks, %s, %d CPUs, kernel %s. Cells under a platform: value (ratio to native).\n\n",
