@@ -261,13 +261,17 @@ func (i *inode) Readlink(context.Context) (string, error) {
 	return t, err
 }
 
-// Open implements vfs.Inode. Each description gets its own donated FD, so
-// it keeps working after the inode lets go of its handle, even if the
-// file is unlinked meanwhile.
+// Open implements vfs.Inode. Each description holds a reference on a
+// donated FD, so it keeps working after the inode lets go of its handle,
+// even if the file is unlinked meanwhile; the FD is shared with other
+// descriptions of the same access mode (fdcache.go).
 func (i *inode) Open(ctx context.Context, flags uint32) (vfs.FileDescriptionImpl, error) {
 	if i.Perms().Type() != unix.S_IFREG {
 		// FIFOs and sockets on a gofer mount are not served yet.
 		return nil, unix.ENXIO
+	}
+	if h := i.cachedFD(flags); h != nil {
+		return newRegularFD(i, h), nil
 	}
 	var fd int
 	err := i.withHandle(func(h uint32) error {
@@ -281,7 +285,7 @@ func (i *inode) Open(ctx context.Context, flags uint32) (vfs.FileDescriptionImpl
 	if err != nil {
 		return nil, err
 	}
-	return newRegularFD(i, fd), nil
+	return newRegularFD(i, i.keepFD(flags, newHostFD(fd))), nil
 }
 
 func createOpts(opts vfs.CreateOptions) (mode, uid, gid uint32) {
@@ -299,9 +303,10 @@ func (i *inode) Create(ctx context.Context, name string, opts vfs.CreateOptions)
 			if err != nil {
 				return err
 			}
-			// The VFS opens the new file with Open; this FD is not needed.
-			unix.Close(fd)
+			// The VFS opens the new file next: it takes this FD from
+			// the cache instead of asking again.
 			c = i.fs.newInode(h, a, i, name)
+			c.keepFD(unix.O_RDWR, newHostFD(fd)).decRef()
 			return nil
 		case unix.S_IFIFO, unix.S_IFSOCK:
 			h, a, err := i.fs.client.Mknod(dh, name, mode, uid, gid)
@@ -465,6 +470,7 @@ func (i *inode) Evict(context.Context) {
 	i.mu.Lock()
 	c := i.hold.cache
 	i.hold.cache = nil
+	i.hold.dropFDs()
 	i.mu.Unlock()
 	fs.handleMu.Unlock()
 	if c != nil {

@@ -48,6 +48,9 @@ type holding struct {
 	// held (a warm binary). Written with handleMu held for reading and
 	// inode.mu, or handleMu held for writing.
 	cache *pageCache
+	// fds are donated FDs kept for later opens (fdcache.go), by access
+	// mode; guarded like cache.
+	fds [3]*hostFD
 }
 
 // newInode makes an inode holding handle h, reachable as name in dir (dir
@@ -66,6 +69,7 @@ func (fs *Filesystem) dropHolding(h *holding) {
 	fs.handleMu.Lock()
 	c := h.cache
 	h.cache = nil
+	h.dropFDs()
 	batch := fs.releaseLocked(h)
 	fs.handleMu.Unlock()
 	if c != nil {

@@ -17,13 +17,14 @@ import (
 type regularFD struct {
 	vfs.FileDescriptionDefaultImpl
 	inode *inode
-	fd    int
+	host  *hostFD // a reference of its own
+	fd    int     // host.fd
 }
 
-func newRegularFD(i *inode, fd int) *regularFD { return &regularFD{inode: i, fd: fd} }
+func newRegularFD(i *inode, h *hostFD) *regularFD { return &regularFD{inode: i, host: h, fd: h.fd} }
 
 // Release implements vfs.FileDescriptionImpl.
-func (f *regularFD) Release(context.Context) { unix.Close(f.fd) }
+func (f *regularFD) Release(context.Context) { f.host.decRef() }
 
 // Read implements vfs.FileDescriptionImpl.
 func (f *regularFD) Read(ctx context.Context, dst usermem.IOSequence, off int64) (int64, error) {
