@@ -17,6 +17,8 @@ const (
 	// readdirBudget bounds the names one Readdir response carries, well
 	// under proto.MaxMessageSize.
 	readdirBudget = 48 << 10
+	// attrCost is the most an encoded Attr adds to a Readdir entry.
+	attrCost = 160
 	// userXattrPrefix is the only xattr namespace served: trusted.* and
 	// security.* (file capabilities, LSM labels) would let the sandbox
 	// grant itself privilege on the host.
@@ -132,8 +134,9 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 		out    []*proto.Dirent
 		budget = readdirBudget
 		buf    = make([]byte, 32<<10)
+		end    bool
 	)
-	for {
+	for !end {
 		nb, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
 			continue
@@ -142,6 +145,7 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 			return nil, err
 		}
 		if nb == 0 {
+			end = true
 			break
 		}
 		full := false
@@ -162,18 +166,30 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 				continue
 			}
 			cost := len(name) + 32
+			if r.Attrs {
+				cost += attrCost
+			}
 			if cost > budget {
 				full = true
 				break
 			}
 			budget -= cost
-			out = append(out, &proto.Dirent{Name: append([]byte(nil), name...), Ino: ino, Type: uint32(typ), Cookie: off})
+			d := &proto.Dirent{Name: append([]byte(nil), name...), Ino: ino, Type: uint32(typ), Cookie: off}
+			if r.Attrs {
+				var st unix.Stat_t
+				// Relative to the directory's own FD and never following
+				// the last component: this names only the entry itself.
+				if unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+					d.Attr = attrOf(&st)
+				}
+			}
+			out = append(out, d)
 		}
 		if full {
 			break
 		}
 	}
-	return &proto.Response{Result: &proto.Response_Readdir{Readdir: &proto.ReaddirResp{Entries: out}}}, nil
+	return &proto.Response{Result: &proto.Response_Readdir{Readdir: &proto.ReaddirResp{Entries: out, End: end}}}, nil
 }
 
 func indexByte(b []byte, c byte) int {

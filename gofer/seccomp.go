@@ -56,6 +56,7 @@ var allowedSyscalls = []uintptr{
 	unix.SYS_TGKILL,
 	unix.SYS_SCHED_YIELD,
 	unix.SYS_SCHED_GETAFFINITY,
+	unix.SYS_SCHED_SETAFFINITY, // follow the client's CPU (affinity.go)
 	unix.SYS_NANOSLEEP,
 	unix.SYS_CLOCK_GETTIME,
 	unix.SYS_CLOCK_NANOSLEEP,

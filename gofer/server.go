@@ -135,6 +135,7 @@ type session struct {
 	root     uint32
 	rootFD   int
 	version  uint32 // 0 until the handshake
+	cpu      cpuFollower
 }
 
 func newSession(rootFD, pfd int, readOnly bool) *session {
@@ -160,6 +161,7 @@ func (s *session) closeAll() {
 
 // serve is the request loop.
 func (s *session) serve(c *proto.Conn) error {
+	s.cpu.lockThread()
 	for {
 		b, fds, err := c.RecvRaw()
 		if err == io.EOF {
@@ -174,6 +176,7 @@ func (s *session) serve(c *proto.Conn) error {
 		if err != nil {
 			return fmt.Errorf("gofer: bad request: %w", err)
 		}
+		s.cpu.follow(req.Cpu)
 		resp, out := s.handle(req)
 		resp.Id = req.Id
 		resp.NumFds = uint32(len(out))

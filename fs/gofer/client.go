@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -90,6 +91,7 @@ func (c *Client) call(req *proto.Request, wantFDs int) (*proto.Response, []int, 
 	}
 	c.id++
 	req.Id = c.id
+	req.Cpu = currentCPU() + 1
 	if err := c.conn.Send(req, nil); err != nil {
 		return nil, nil, c.fail(fmt.Errorf("send: %w", err))
 	}
@@ -176,31 +178,34 @@ func (c *Client) Stat(h uint32) (*proto.Attr, error) {
 	return resp.GetStat().Attr, nil
 }
 
-// Readdir returns a page of entries after cookie; none means the end.
-func (c *Client) Readdir(dir uint32, cookie int64) ([]*proto.Dirent, error) {
-	resp, fds, err := c.call(&proto.Request{Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: dir, Cookie: cookie}}}, 0)
+// Readdir returns a page of entries after cookie, each with its
+// attributes if attrs; end says no page follows (an empty page means the
+// same, from a gofer that does not say).
+func (c *Client) Readdir(dir uint32, cookie int64, attrs bool) (ents []*proto.Dirent, end bool, err error) {
+	resp, fds, err := c.call(&proto.Request{Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: dir, Cookie: cookie, Attrs: attrs}}}, 0)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if resp.GetReaddir() == nil {
-		return nil, c.badResult(fds)
+	rd := resp.GetReaddir()
+	if rd == nil {
+		return nil, false, c.badResult(fds)
 	}
-	return resp.GetReaddir().Entries, nil
+	return rd.Entries, rd.End || len(rd.Entries) == 0, nil
 }
 
 // ReaddirAll returns every entry of dir.
-func (c *Client) ReaddirAll(dir uint32) ([]*proto.Dirent, error) {
+func (c *Client) ReaddirAll(dir uint32, attrs bool) ([]*proto.Dirent, error) {
 	var all []*proto.Dirent
 	var cookie int64
 	for {
-		ents, err := c.Readdir(dir, cookie)
+		ents, end, err := c.Readdir(dir, cookie, attrs)
 		if err != nil {
 			return nil, err
 		}
-		if len(ents) == 0 {
+		all = append(all, ents...)
+		if end {
 			return all, nil
 		}
-		all = append(all, ents...)
 		cookie = ents[len(ents)-1].Cookie
 	}
 }
@@ -333,4 +338,14 @@ func (c *Client) StatFS(h uint32) (*proto.StatFSResp, error) {
 		return nil, c.badResult(fds)
 	}
 	return resp.GetStatFs(), nil
+}
+
+// currentCPU is the CPU the calling thread runs on, for the gofer's
+// affinity hint (0 if the kernel will not say).
+func currentCPU() uint32 {
+	var cpu uint32
+	if _, _, e := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); e != 0 {
+		return 0
+	}
+	return cpu
 }

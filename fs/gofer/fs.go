@@ -84,6 +84,10 @@ type inode struct {
 	mu     sync.Mutex // guards attr, target and hold.cache
 	attr   *proto.Attr
 	target string // cached symlink target, when cacheAttrs
+	// list and lookups: the directory's listing and how many lookups
+	// were made in it, when cacheAttrs (dircache.go).
+	list    *listing
+	lookups int
 }
 
 func (i *inode) cachedAttr() *proto.Attr {
@@ -200,6 +204,14 @@ func (i *inode) SetStat(ctx context.Context, opts vfs.SetStatOptions) error {
 
 // Lookup implements vfs.Inode.
 func (i *inode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
+	if i.fs.cacheAttrs {
+		if c, ok, err := i.lookupListed(name); ok {
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
 	var c *inode
 	err := i.withHandle(func(dh uint32) error {
 		h, a, err := i.fs.client.Walk(dh, name)
@@ -216,9 +228,16 @@ func (i *inode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
 
 // ReadDir implements vfs.Inode.
 func (i *inode) ReadDir(context.Context) ([]vfs.Dirent, error) {
+	if i.fs.cacheAttrs {
+		l, err := i.cachedListing(true)
+		if err != nil {
+			return nil, err
+		}
+		return direntsOf(l.ents), nil
+	}
 	var ents []*proto.Dirent
 	err := i.withHandle(func(h uint32) (err error) {
-		ents, err = i.fs.client.ReaddirAll(h)
+		ents, err = i.fs.client.ReaddirAll(h, false)
 		return err
 	})
 	if err == unix.ESTALE && i.unlinked() {
@@ -228,11 +247,7 @@ func (i *inode) ReadDir(context.Context) ([]vfs.Dirent, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]vfs.Dirent, 0, len(ents))
-	for _, e := range ents {
-		out = append(out, vfs.Dirent{Name: string(e.Name), Ino: e.Ino, Type: uint8(e.Type)})
-	}
-	return out, nil
+	return direntsOf(ents), nil
 }
 
 // Readlink implements vfs.Inode.

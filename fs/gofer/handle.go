@@ -64,6 +64,14 @@ func (fs *Filesystem) newInode(h uint32, a *proto.Attr, dir *inode, name string)
 	return i
 }
 
+// newUnheldInode makes an inode known by attributes only, reachable as
+// name in dir; its handle is walked to when first needed.
+func (fs *Filesystem) newUnheldInode(a *proto.Attr, dir *inode, name string) *inode {
+	i := &inode{fs: fs, hold: &holding{}, attr: a, links: []link{{dir, name}}}
+	runtime.AddCleanup(i, fs.dropHolding, i.hold)
+	return i
+}
+
 // dropHolding lets go of what a garbage inode still held.
 func (fs *Filesystem) dropHolding(h *holding) {
 	fs.handleMu.Lock()

@@ -639,10 +639,13 @@ func (x *StatResp) GetAttr() *Attr {
 }
 
 // ReaddirReq reads directory entries starting after cookie (0: the start).
+// With attrs, each entry carries its lstat attributes, so a client can
+// answer lookups in the directory without a walk per name.
 type ReaddirReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Dir           uint32                 `protobuf:"varint,1,opt,name=dir,proto3" json:"dir,omitempty"`
 	Cookie        int64                  `protobuf:"varint,2,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	Attrs         bool                   `protobuf:"varint,3,opt,name=attrs,proto3" json:"attrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -691,12 +694,20 @@ func (x *ReaddirReq) GetCookie() int64 {
 	return 0
 }
 
+func (x *ReaddirReq) GetAttrs() bool {
+	if x != nil {
+		return x.Attrs
+	}
+	return false
+}
+
 type Dirent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Ino           uint64                 `protobuf:"varint,2,opt,name=ino,proto3" json:"ino,omitempty"`
 	Type          uint32                 `protobuf:"varint,3,opt,name=type,proto3" json:"type,omitempty"`     // DT_*
 	Cookie        int64                  `protobuf:"varint,4,opt,name=cookie,proto3" json:"cookie,omitempty"` // pass as ReaddirReq.cookie to continue after this entry
+	Attr          *Attr                  `protobuf:"bytes,5,opt,name=attr,proto3" json:"attr,omitempty"`      // when asked for; absent if the entry vanished meanwhile
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -759,10 +770,18 @@ func (x *Dirent) GetCookie() int64 {
 	return 0
 }
 
-// ReaddirResp holds entries; an empty list means the end.
+func (x *Dirent) GetAttr() *Attr {
+	if x != nil {
+		return x.Attr
+	}
+	return nil
+}
+
+// ReaddirResp holds entries; an empty list, or end, means the end.
 type ReaddirResp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*Dirent              `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	End           bool                   `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"` // no entries follow these
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -802,6 +821,13 @@ func (x *ReaddirResp) GetEntries() []*Dirent {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *ReaddirResp) GetEnd() bool {
+	if x != nil {
+		return x.End
+	}
+	return false
 }
 
 type ReadlinkReq struct {
@@ -2101,6 +2127,10 @@ func (*Empty) Descriptor() ([]byte, []int) {
 type Request struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // echoed in the response
+	// cpu is the CPU the client sends from, plus one (0: not said). A
+	// scheduling hint only: the gofer moves its serving thread there, since
+	// a wake-up on the same CPU costs a fraction of one across CPUs.
+	Cpu uint32 `protobuf:"varint,30,opt,name=cpu,proto3" json:"cpu,omitempty"`
 	// Types that are valid to be assigned to Op:
 	//
 	//	*Request_Version
@@ -2162,6 +2192,13 @@ func (*Request) Descriptor() ([]byte, []int) {
 func (x *Request) GetId() uint64 {
 	if x != nil {
 		return x.Id
+	}
+	return 0
+}
+
+func (x *Request) GetCpu() uint32 {
+	if x != nil {
+		return x.Cpu
 	}
 	return 0
 }
@@ -2778,18 +2815,21 @@ const file_gofer_proto_rawDesc = "" +
 	"\aStatReq\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\rR\x06handle\"3\n" +
 	"\bStatResp\x12'\n" +
-	"\x04attr\x18\x01 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"6\n" +
+	"\x04attr\x18\x01 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"L\n" +
 	"\n" +
 	"ReaddirReq\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\rR\x03dir\x12\x16\n" +
-	"\x06cookie\x18\x02 \x01(\x03R\x06cookie\"Z\n" +
+	"\x06cookie\x18\x02 \x01(\x03R\x06cookie\x12\x14\n" +
+	"\x05attrs\x18\x03 \x01(\bR\x05attrs\"\x83\x01\n" +
 	"\x06Dirent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04type\x18\x03 \x01(\rR\x04type\x12\x16\n" +
-	"\x06cookie\x18\x04 \x01(\x03R\x06cookie\">\n" +
+	"\x06cookie\x18\x04 \x01(\x03R\x06cookie\x12'\n" +
+	"\x04attr\x18\x05 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"P\n" +
 	"\vReaddirResp\x12/\n" +
-	"\aentries\x18\x01 \x03(\v2\x15.veil.gofer.v1.DirentR\aentries\"%\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.veil.gofer.v1.DirentR\aentries\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\bR\x03end\"%\n" +
 	"\vReadlinkReq\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\rR\x06handle\"&\n" +
 	"\fReadlinkResp\x12\x16\n" +
@@ -2880,9 +2920,10 @@ const file_gofer_proto_rawDesc = "" +
 	"\x06frsize\x18\t \x01(\x03R\x06frsize\x12\x14\n" +
 	"\x05flags\x18\n" +
 	" \x01(\x03R\x05flags\"\a\n" +
-	"\x05Empty\"\xf7\b\n" +
+	"\x05Empty\"\x89\t\n" +
 	"\aRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id\x125\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x10\n" +
+	"\x03cpu\x18\x1e \x01(\rR\x03cpu\x125\n" +
 	"\aversion\x18\x02 \x01(\v2\x19.veil.gofer.v1.VersionReqH\x00R\aversion\x12,\n" +
 	"\x04walk\x18\x03 \x01(\v2\x16.veil.gofer.v1.WalkReqH\x00R\x04walk\x12,\n" +
 	"\x04open\x18\x04 \x01(\v2\x16.veil.gofer.v1.OpenReqH\x00R\x04open\x12,\n" +
@@ -2982,45 +3023,46 @@ var file_gofer_proto_depIdxs = []int32{
 	1,  // 4: veil.gofer.v1.HandleResp.attr:type_name -> veil.gofer.v1.Attr
 	1,  // 5: veil.gofer.v1.OpenResp.attr:type_name -> veil.gofer.v1.Attr
 	1,  // 6: veil.gofer.v1.StatResp.attr:type_name -> veil.gofer.v1.Attr
-	11, // 7: veil.gofer.v1.ReaddirResp.entries:type_name -> veil.gofer.v1.Dirent
-	0,  // 8: veil.gofer.v1.SetStatReq.atime:type_name -> veil.gofer.v1.Timespec
-	0,  // 9: veil.gofer.v1.SetStatReq.mtime:type_name -> veil.gofer.v1.Timespec
-	2,  // 10: veil.gofer.v1.Request.version:type_name -> veil.gofer.v1.VersionReq
-	4,  // 11: veil.gofer.v1.Request.walk:type_name -> veil.gofer.v1.WalkReq
-	6,  // 12: veil.gofer.v1.Request.open:type_name -> veil.gofer.v1.OpenReq
-	8,  // 13: veil.gofer.v1.Request.stat:type_name -> veil.gofer.v1.StatReq
-	10, // 14: veil.gofer.v1.Request.readdir:type_name -> veil.gofer.v1.ReaddirReq
-	13, // 15: veil.gofer.v1.Request.readlink:type_name -> veil.gofer.v1.ReadlinkReq
-	15, // 16: veil.gofer.v1.Request.create:type_name -> veil.gofer.v1.CreateReq
-	16, // 17: veil.gofer.v1.Request.mkdir:type_name -> veil.gofer.v1.MkdirReq
-	20, // 18: veil.gofer.v1.Request.unlink:type_name -> veil.gofer.v1.UnlinkReq
-	21, // 19: veil.gofer.v1.Request.rmdir:type_name -> veil.gofer.v1.RmdirReq
-	22, // 20: veil.gofer.v1.Request.rename:type_name -> veil.gofer.v1.RenameReq
-	19, // 21: veil.gofer.v1.Request.link:type_name -> veil.gofer.v1.LinkReq
-	18, // 22: veil.gofer.v1.Request.symlink:type_name -> veil.gofer.v1.SymlinkReq
-	23, // 23: veil.gofer.v1.Request.set_stat:type_name -> veil.gofer.v1.SetStatReq
-	17, // 24: veil.gofer.v1.Request.mknod:type_name -> veil.gofer.v1.MknodReq
-	24, // 25: veil.gofer.v1.Request.setxattr:type_name -> veil.gofer.v1.SetxattrReq
-	25, // 26: veil.gofer.v1.Request.getxattr:type_name -> veil.gofer.v1.GetxattrReq
-	27, // 27: veil.gofer.v1.Request.listxattr:type_name -> veil.gofer.v1.ListxattrReq
-	29, // 28: veil.gofer.v1.Request.removexattr:type_name -> veil.gofer.v1.RemovexattrReq
-	30, // 29: veil.gofer.v1.Request.close:type_name -> veil.gofer.v1.CloseReq
-	31, // 30: veil.gofer.v1.Request.stat_fs:type_name -> veil.gofer.v1.StatFSReq
-	3,  // 31: veil.gofer.v1.Response.version:type_name -> veil.gofer.v1.VersionResp
-	5,  // 32: veil.gofer.v1.Response.handle:type_name -> veil.gofer.v1.HandleResp
-	7,  // 33: veil.gofer.v1.Response.open:type_name -> veil.gofer.v1.OpenResp
-	9,  // 34: veil.gofer.v1.Response.stat:type_name -> veil.gofer.v1.StatResp
-	12, // 35: veil.gofer.v1.Response.readdir:type_name -> veil.gofer.v1.ReaddirResp
-	14, // 36: veil.gofer.v1.Response.readlink:type_name -> veil.gofer.v1.ReadlinkResp
-	26, // 37: veil.gofer.v1.Response.getxattr:type_name -> veil.gofer.v1.GetxattrResp
-	28, // 38: veil.gofer.v1.Response.listxattr:type_name -> veil.gofer.v1.ListxattrResp
-	32, // 39: veil.gofer.v1.Response.stat_fs:type_name -> veil.gofer.v1.StatFSResp
-	33, // 40: veil.gofer.v1.Response.empty:type_name -> veil.gofer.v1.Empty
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	1,  // 7: veil.gofer.v1.Dirent.attr:type_name -> veil.gofer.v1.Attr
+	11, // 8: veil.gofer.v1.ReaddirResp.entries:type_name -> veil.gofer.v1.Dirent
+	0,  // 9: veil.gofer.v1.SetStatReq.atime:type_name -> veil.gofer.v1.Timespec
+	0,  // 10: veil.gofer.v1.SetStatReq.mtime:type_name -> veil.gofer.v1.Timespec
+	2,  // 11: veil.gofer.v1.Request.version:type_name -> veil.gofer.v1.VersionReq
+	4,  // 12: veil.gofer.v1.Request.walk:type_name -> veil.gofer.v1.WalkReq
+	6,  // 13: veil.gofer.v1.Request.open:type_name -> veil.gofer.v1.OpenReq
+	8,  // 14: veil.gofer.v1.Request.stat:type_name -> veil.gofer.v1.StatReq
+	10, // 15: veil.gofer.v1.Request.readdir:type_name -> veil.gofer.v1.ReaddirReq
+	13, // 16: veil.gofer.v1.Request.readlink:type_name -> veil.gofer.v1.ReadlinkReq
+	15, // 17: veil.gofer.v1.Request.create:type_name -> veil.gofer.v1.CreateReq
+	16, // 18: veil.gofer.v1.Request.mkdir:type_name -> veil.gofer.v1.MkdirReq
+	20, // 19: veil.gofer.v1.Request.unlink:type_name -> veil.gofer.v1.UnlinkReq
+	21, // 20: veil.gofer.v1.Request.rmdir:type_name -> veil.gofer.v1.RmdirReq
+	22, // 21: veil.gofer.v1.Request.rename:type_name -> veil.gofer.v1.RenameReq
+	19, // 22: veil.gofer.v1.Request.link:type_name -> veil.gofer.v1.LinkReq
+	18, // 23: veil.gofer.v1.Request.symlink:type_name -> veil.gofer.v1.SymlinkReq
+	23, // 24: veil.gofer.v1.Request.set_stat:type_name -> veil.gofer.v1.SetStatReq
+	17, // 25: veil.gofer.v1.Request.mknod:type_name -> veil.gofer.v1.MknodReq
+	24, // 26: veil.gofer.v1.Request.setxattr:type_name -> veil.gofer.v1.SetxattrReq
+	25, // 27: veil.gofer.v1.Request.getxattr:type_name -> veil.gofer.v1.GetxattrReq
+	27, // 28: veil.gofer.v1.Request.listxattr:type_name -> veil.gofer.v1.ListxattrReq
+	29, // 29: veil.gofer.v1.Request.removexattr:type_name -> veil.gofer.v1.RemovexattrReq
+	30, // 30: veil.gofer.v1.Request.close:type_name -> veil.gofer.v1.CloseReq
+	31, // 31: veil.gofer.v1.Request.stat_fs:type_name -> veil.gofer.v1.StatFSReq
+	3,  // 32: veil.gofer.v1.Response.version:type_name -> veil.gofer.v1.VersionResp
+	5,  // 33: veil.gofer.v1.Response.handle:type_name -> veil.gofer.v1.HandleResp
+	7,  // 34: veil.gofer.v1.Response.open:type_name -> veil.gofer.v1.OpenResp
+	9,  // 35: veil.gofer.v1.Response.stat:type_name -> veil.gofer.v1.StatResp
+	12, // 36: veil.gofer.v1.Response.readdir:type_name -> veil.gofer.v1.ReaddirResp
+	14, // 37: veil.gofer.v1.Response.readlink:type_name -> veil.gofer.v1.ReadlinkResp
+	26, // 38: veil.gofer.v1.Response.getxattr:type_name -> veil.gofer.v1.GetxattrResp
+	28, // 39: veil.gofer.v1.Response.listxattr:type_name -> veil.gofer.v1.ListxattrResp
+	32, // 40: veil.gofer.v1.Response.stat_fs:type_name -> veil.gofer.v1.StatFSResp
+	33, // 41: veil.gofer.v1.Response.empty:type_name -> veil.gofer.v1.Empty
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_gofer_proto_init() }

@@ -19,7 +19,7 @@ var SentryAllowlist = []SyscallRule{
 	{NR: unix.SYS_WRITE, Name: "write"},                         // logs, donated FDs
 	{NR: unix.SYS_PTRACE, Name: "ptrace"},                       // ptrace platform: run and inspect stubs
 	{NR: unix.SYS_WAIT4, Name: "wait4"},                         // ptrace platform: stub stops; reaping stubs
-	{NR: unix.SYS_GETCPU, Name: "getcpu"},                       // ptrace platform: which CPU the tracer runs on
+	{NR: unix.SYS_GETCPU, Name: "getcpu"},                       // ptrace platform: the tracer's CPU; gofer client: CPU hint
 	{NR: unix.SYS_SCHED_SETAFFINITY, Name: "sched_setaffinity"}, // ptrace platform: pin a stub thread to its tracer's CPU
 	{NR: unix.SYS_WAITID, Name: "waitid"},                       // same, with WNOWAIT
 	{NR: unix.SYS_EPOLL_PWAIT, Name: "epoll_pwait"},             // Go netpoller

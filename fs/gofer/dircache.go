@@ -1,0 +1,95 @@
+package gofer
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/gofer/proto"
+	"github.com/veil-sandbox/veil/sentry/vfs"
+)
+
+// On a read-only mount nothing the sandbox does changes a directory, so
+// one listing with attributes (a single Readdir with attrs, usually one
+// round trip) answers every later lookup in it: a name listed becomes an
+// inode with no handle yet (walked to only if it is opened or listed
+// itself), and a name not listed is ENOENT at once. Programs that probe
+// many names in a directory (the dynamic linker, Python's importer, find,
+// ls -l) then pay one round trip per directory instead of one per name.
+//
+// The listing is fetched by ReadDir, or by the second lookup in a
+// directory (a single lookup is cheaper as a walk). It lives as long as
+// the directory's inode.
+
+// listedAfter is how many lookups in a directory are walked one by one
+// before its listing is fetched.
+const listedAfter = 1
+
+// listing is a directory's entries as the gofer listed them.
+type listing struct {
+	ents   []*proto.Dirent
+	byName map[string]*proto.Dirent
+}
+
+func newListing(ents []*proto.Dirent) *listing {
+	l := &listing{ents: ents, byName: make(map[string]*proto.Dirent, len(ents))}
+	for _, e := range ents {
+		l.byName[string(e.Name)] = e
+	}
+	return l
+}
+
+// cachedListing returns i's listing, fetching it if fetch and there is
+// none. Only read-only mounts keep listings.
+func (i *inode) cachedListing(fetch bool) (*listing, error) {
+	i.mu.Lock()
+	l := i.list
+	i.mu.Unlock()
+	if l != nil || !fetch {
+		return l, nil
+	}
+	var ents []*proto.Dirent
+	err := i.withHandle(func(h uint32) (err error) {
+		ents, err = i.fs.client.ReaddirAll(h, true)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	l = newListing(ents)
+	i.mu.Lock()
+	if i.list == nil {
+		i.list = l
+	}
+	l = i.list
+	i.mu.Unlock()
+	return l, nil
+}
+
+// lookupListed answers a lookup from i's listing; ok is false when the
+// caller should walk instead.
+func (i *inode) lookupListed(name string) (c *inode, ok bool, err error) {
+	i.mu.Lock()
+	fetch := i.list == nil && i.lookups >= listedAfter
+	i.lookups++
+	i.mu.Unlock()
+	l, err := i.cachedListing(fetch)
+	if err != nil || l == nil {
+		return nil, false, nil
+	}
+	e := l.byName[name]
+	if e == nil {
+		return nil, true, unix.ENOENT
+	}
+	if e.Attr == nil {
+		// It vanished while being listed, or was replaced: ask.
+		return nil, false, nil
+	}
+	return i.fs.newUnheldInode(e.Attr, i, name), true, nil
+}
+
+func direntsOf(ents []*proto.Dirent) []vfs.Dirent {
+	out := make([]vfs.Dirent, 0, len(ents))
+	for _, e := range ents {
+		out = append(out, vfs.Dirent{Name: string(e.Name), Ino: e.Ino, Type: uint8(e.Type)})
+	}
+	return out
+}

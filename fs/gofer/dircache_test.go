@@ -1,0 +1,61 @@
+package gofer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// On a read-only mount, lookups after the first in a directory are
+// answered from one listing: found names and ENOENT alike cost no round
+// trip, and a listed file still opens and reads.
+func TestListingAnswersLookups(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for i := range 20 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("f3", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	e := newVFSEnv(t, dir, true, 1000)
+	c := e.fs.Impl().(*Filesystem).client
+	stat := func(name string) error {
+		_, err := e.vfs.StatAt(ctx, e.pop(e.root, name))
+		return err
+	}
+	if err := stat("f0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := stat("f1"); err != nil { // fetches the listing
+		t.Fatal(err)
+	}
+	before := roundTrips(c)
+	for i := 2; i < 20; i++ {
+		if err := stat(fmt.Sprintf("f%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if err := stat(fmt.Sprintf("missing%d", i)); err != unix.ENOENT {
+			t.Fatalf("missing name: %v, want ENOENT", err)
+		}
+	}
+	if n := roundTrips(c) - before; n != 0 {
+		t.Errorf("28 lookups after the listing made %d round trips, want 0", n)
+	}
+	// A listed file has no handle yet; opening it walks, then reads.
+	if got := e.readFile(e.root, "f7"); got != "7" {
+		t.Errorf("f7 holds %q", got)
+	}
+	// A listed symlink is followed (its target is read through a walk).
+	if got := e.readFile(e.root, "link"); got != "3" {
+		t.Errorf("link reads %q", got)
+	}
+}
