@@ -184,7 +184,10 @@ func command(ctx context.Context, runsc []string, argv ...string) (*exec.Cmd, fu
 }
 
 // nsPerOp runs a benchmark program and parses its "ns/op N" line.
-func nsPerOp(runsc []string, argv ...string) result {
+func nsPerOp(runsc []string, argv ...string) result { return metric(runsc, "ns/op", argv...) }
+
+// metric runs a benchmark program and parses its "<key> N" line.
+func metric(runsc []string, key string, argv ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	cmd, cleanup, err := command(ctx, runsc, argv...)
@@ -197,7 +200,7 @@ func nsPerOp(runsc []string, argv ...string) result {
 		return result{err: fmt.Errorf("timed out after %v", *timeout)}
 	}
 	for _, l := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "ns/op "); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), key+" "); ok {
 			f, perr := strconv.ParseFloat(v, 64)
 			if perr == nil && err == nil {
 				return result{value: f}
@@ -205,7 +208,7 @@ func nsPerOp(runsc []string, argv ...string) result {
 		}
 	}
 	if err == nil {
-		err = errors.New("no ns/op line")
+		err = fmt.Errorf("no %q line", key)
 	}
 	return result{err: fmt.Errorf("%v: %s", err, lastLine(out))}
 }
