@@ -122,7 +122,16 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 	if r.Cookie < 0 {
 		return nil, unix.EINVAL
 	}
-	fd, err := unix.Openat(n.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	target := "."
+	if len(r.Name) > 0 {
+		if target, err = checkName(r.Name); err != nil {
+			return nil, err
+		}
+	}
+	fd, err := unix.Openat(n.fd, target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP {
+		err = unix.ENOTDIR // a symlink is not a directory to list
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -77,3 +77,29 @@ func TestReaddirAttrsPaging(t *testing.T) {
 		t.Errorf("listed %d entries, want %d", len(seen), n)
 	}
 }
+
+// Readdir of a child by name lists that directory, one component only and
+// never through a symlink.
+func TestReaddirByName(t *testing.T) {
+	tc := startServer(t, tree(t), true)
+	resp, _ := tc.call(&proto.Request{Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: tc.root, Name: []byte("sub"), Attrs: true}}})
+	if resp.Errno != 0 {
+		t.Fatalf("readdir sub by name: %d", resp.Errno)
+	}
+	if ents := resp.GetReaddir().Entries; len(ents) != 1 || string(ents[0].Name) != "inner" {
+		t.Errorf("sub lists %v", ents)
+	}
+	for name, want := range map[string]unix.Errno{
+		"up":     unix.ENOTDIR, // a symlink to a directory
+		"escape": unix.ENOTDIR,
+		"file":   unix.ENOTDIR,
+		"..":     unix.EINVAL,
+		".":      unix.EINVAL,
+		"a/b":    unix.EINVAL,
+		"none":   unix.ENOENT,
+	} {
+		if e := tc.errno(&proto.Request{Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: tc.root, Name: []byte(name)}}}); e != want {
+			t.Errorf("readdir by name %q: %v, want %v", name, e, want)
+		}
+	}
+}

@@ -181,8 +181,9 @@ func (c *Client) Stat(h uint32) (*proto.Attr, error) {
 // Readdir returns a page of entries after cookie, each with its
 // attributes if attrs; end says no page follows (an empty page means the
 // same, from a gofer that does not say).
-func (c *Client) Readdir(dir uint32, cookie int64, attrs bool) (ents []*proto.Dirent, end bool, err error) {
-	resp, fds, err := c.call(&proto.Request{Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: dir, Cookie: cookie, Attrs: attrs}}}, 0)
+// A non-empty name lists that child of dir instead.
+func (c *Client) Readdir(dir uint32, name string, cookie int64, attrs bool) (ents []*proto.Dirent, end bool, err error) {
+	resp, fds, err := c.call(&proto.Request{Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: dir, Name: []byte(name), Cookie: cookie, Attrs: attrs}}}, 0)
 	if err != nil {
 		return nil, false, err
 	}
@@ -193,12 +194,12 @@ func (c *Client) Readdir(dir uint32, cookie int64, attrs bool) (ents []*proto.Di
 	return rd.Entries, rd.End || len(rd.Entries) == 0, nil
 }
 
-// ReaddirAll returns every entry of dir.
-func (c *Client) ReaddirAll(dir uint32, attrs bool) ([]*proto.Dirent, error) {
+// ReaddirAll returns every entry of dir, or of its child name if given.
+func (c *Client) ReaddirAll(dir uint32, name string, attrs bool) ([]*proto.Dirent, error) {
 	var all []*proto.Dirent
 	var cookie int64
 	for {
-		ents, end, err := c.Readdir(dir, cookie, attrs)
+		ents, end, err := c.Readdir(dir, name, cookie, attrs)
 		if err != nil {
 			return nil, err
 		}

@@ -46,11 +46,13 @@ func (i *inode) cachedListing(fetch bool) (*listing, error) {
 	if l != nil || !fetch {
 		return l, nil
 	}
-	var ents []*proto.Dirent
-	err := i.withHandle(func(h uint32) (err error) {
-		ents, err = i.fs.client.ReaddirAll(h, true)
-		return err
-	})
+	ents, err := i.listByName()
+	if err != nil {
+		err = i.withHandle(func(h uint32) (err error) {
+			ents, err = i.fs.client.ReaddirAll(h, "", true)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +64,29 @@ func (i *inode) cachedListing(fetch bool) (*listing, error) {
 	l = i.list
 	i.mu.Unlock()
 	return l, nil
+}
+
+// listByName lists i through its parent's handle and its name when i has
+// no handle of its own: a directory only listed (find, ls -R) then never
+// costs a walk.
+func (i *inode) listByName() ([]*proto.Dirent, error) {
+	fs := i.fs
+	fs.handleMu.RLock()
+	held := i.hold.held
+	var l link
+	if len(i.links) > 0 {
+		l = i.links[0]
+	}
+	fs.handleMu.RUnlock()
+	if held || l.dir == nil {
+		return nil, unix.EAGAIN
+	}
+	var ents []*proto.Dirent
+	err := l.dir.withHandle(func(dh uint32) (err error) {
+		ents, err = fs.client.ReaddirAll(dh, l.name, true)
+		return err
+	})
+	return ents, err
 }
 
 // lookupListed answers a lookup from i's listing; ok is false when the

@@ -59,3 +59,43 @@ func TestListingAnswersLookups(t *testing.T) {
 		t.Errorf("link reads %q", got)
 	}
 }
+
+// Listing a directory that was only found in its parent's listing takes
+// one round trip and no walk.
+func TestListingByName(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for d := range 3 {
+		sub := filepath.Join(dir, fmt.Sprintf("d%d", d))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, "f"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newVFSEnv(t, dir, true, 1000)
+	c := e.fs.Impl().(*Filesystem).client
+	root, err := e.open(e.root, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.DecRef(ctx)
+	if _, err := e.root.Inode().ReadDir(ctx); err != nil { // the root's listing
+		t.Fatal(err)
+	}
+	for d := range 3 {
+		vd, err := e.vfs.GetDentryAt(ctx, e.pop(e.root, fmt.Sprintf("d%d", d)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := roundTrips(c)
+		ents, err := vd.Inode().ReadDir(ctx)
+		if err != nil || len(ents) != 1 || ents[0].Name != "f" {
+			t.Fatalf("d%d lists %v, %v", d, ents, err)
+		}
+		if n := roundTrips(c) - before; n != 1 {
+			t.Errorf("listing d%d took %d round trips, want 1", d, n)
+		}
+	}
+}

@@ -237,7 +237,7 @@ func (i *inode) ReadDir(context.Context) ([]vfs.Dirent, error) {
 	}
 	var ents []*proto.Dirent
 	err := i.withHandle(func(h uint32) (err error) {
-		ents, err = i.fs.client.ReaddirAll(h, false)
+		ents, err = i.fs.client.ReaddirAll(h, "", false)
 		return err
 	})
 	if err == unix.ESTALE && i.unlinked() {

@@ -76,7 +76,7 @@ func TestClientBasics(t *testing.T) {
 	if tgt, err := c.Readlink(e); err != nil || tgt != "../../../etc/passwd" {
 		t.Errorf("readlink: %q %v", tgt, err)
 	}
-	ents, err := c.ReaddirAll(c.Root, false)
+	ents, err := c.ReaddirAll(c.Root, "", false)
 	if err != nil || len(ents) != 3 {
 		t.Errorf("readdir: %d entries, %v", len(ents), err)
 	}

@@ -640,12 +640,15 @@ func (x *StatResp) GetAttr() *Attr {
 
 // ReaddirReq reads directory entries starting after cookie (0: the start).
 // With attrs, each entry carries its lstat attributes, so a client can
-// answer lookups in the directory without a walk per name.
+// answer lookups in the directory without a walk per name. With a name,
+// the directory read is that child of dir (one component, never followed
+// if a symlink), saving a walk for a directory only listed.
 type ReaddirReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Dir           uint32                 `protobuf:"varint,1,opt,name=dir,proto3" json:"dir,omitempty"`
 	Cookie        int64                  `protobuf:"varint,2,opt,name=cookie,proto3" json:"cookie,omitempty"`
 	Attrs         bool                   `protobuf:"varint,3,opt,name=attrs,proto3" json:"attrs,omitempty"`
+	Name          []byte                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -699,6 +702,13 @@ func (x *ReaddirReq) GetAttrs() bool {
 		return x.Attrs
 	}
 	return false
+}
+
+func (x *ReaddirReq) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
 }
 
 type Dirent struct {
@@ -2815,12 +2825,13 @@ const file_gofer_proto_rawDesc = "" +
 	"\aStatReq\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\rR\x06handle\"3\n" +
 	"\bStatResp\x12'\n" +
-	"\x04attr\x18\x01 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"L\n" +
+	"\x04attr\x18\x01 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"`\n" +
 	"\n" +
 	"ReaddirReq\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\rR\x03dir\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\x03R\x06cookie\x12\x14\n" +
-	"\x05attrs\x18\x03 \x01(\bR\x05attrs\"\x83\x01\n" +
+	"\x05attrs\x18\x03 \x01(\bR\x05attrs\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\fR\x04name\"\x83\x01\n" +
 	"\x06Dirent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
