@@ -152,11 +152,17 @@ func (vfs *VirtualFilesystem) openCreate(ctx context.Context, pop *PathOperation
 				return nil, unix.ELOOP
 			}
 			r.comps = nil
+			r.jumped = false
 			if err := r.follow(next); err != nil {
 				vfs.renameMu.Unlock()
 				return nil, err
 			}
-			continue
+			if r.jumped {
+				// A magic link names an existing file: open that.
+				next = r.cur
+			} else {
+				continue
+			}
 		}
 		if next.Dentry.isDir() {
 			vfs.renameMu.Unlock()

@@ -33,6 +33,8 @@ type resolver struct {
 	// ends in '/': the final file must be a directory.
 	mustBeDir bool
 	symlinks  int
+	// jumped is set when a magic link moved cur (see MagicLink).
+	jumped bool
 }
 
 func splitPath(p string) (comps []string, trailingSlash bool, err error) {
@@ -142,6 +144,9 @@ func (r *resolver) follow(link VirtualDentry) error {
 	r.symlinks++
 	if r.symlinks > MaxSymlinks {
 		return unix.ELOOP
+	}
+	if ml, ok := link.Dentry.inode.(MagicLink); ok {
+		return r.jump(ml, link)
 	}
 	target, err := link.Dentry.inode.Readlink(r.ctx)
 	if err != nil {
