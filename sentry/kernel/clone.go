@@ -90,6 +90,7 @@ func (k *Kernel) newThreadGroupLocked(id ThreadID, parent *ThreadGroup, h *Signa
 	}
 	if parent != nil {
 		parent.children[tg] = struct{}{}
+		tg.proc.inherit(&parent.proc)
 	}
 	k.tgs[id] = tg
 	return tg

@@ -75,6 +75,8 @@ type Task struct {
 	startTime time.Time
 	// pdeathSig is prctl(PR_SET_PDEATHSIG).
 	pdeathSig int
+	// proc is what /proc shows that nothing else keeps (procinfo.go).
+	proc taskProcState
 }
 
 // Kernel returns the task's kernel.
@@ -264,6 +266,8 @@ func le64(b []byte) uint64 {
 // Block waits until ch is ready, the task is interrupted (ErrInterrupted),
 // or deadline passes (ErrTimedOut; a zero deadline never passes).
 func (t *Task) Block(ch <-chan struct{}, deadline time.Time) error {
+	t.proc.blocked.Store(true)
+	defer t.proc.blocked.Store(false)
 	var timer <-chan time.Time
 	if !deadline.IsZero() {
 		d := time.Until(deadline)
@@ -431,6 +435,7 @@ func (t *Task) doSyscall() {
 	}
 	if err == nil {
 		t.ac.SetReturn(rval)
+		t.proc.io.account(nr, rval)
 		return
 	}
 	if linuxerr.IsRestart(err) {

@@ -77,6 +77,8 @@ type ThreadGroup struct {
 	deadUtime, deadStime   time.Duration
 	childUtime, childStime time.Duration
 	startTime              time.Time
+	// proc is what /proc shows that nothing else keeps (procinfo.go).
+	proc tgProcState
 }
 
 // ID returns the thread group's ID (its PID).
@@ -334,6 +336,7 @@ func (t *Task) exit() {
 		}
 	}
 	delete(k.tasks, t.tid)
+	tg.proc.taskExitedLocked(t)
 	if tg.execing != nil {
 		// The exec'ing task waits for the others to go.
 		tg.execing.wake()
