@@ -269,6 +269,12 @@ type context struct {
 	tgid        atomic.Int32
 	interrupted atomic.Bool
 	regs        unix.PtraceRegs
+	// stopped is what GETREGS read at stoppedThread's last syscall stop,
+	// valid while that thread has not run since (an injected syscall runs
+	// it too): stoppedRuns is its Runs count then.
+	stopped       unix.PtraceRegs
+	stoppedThread *thread
+	stoppedRuns   uint64
 	// lastAS and lastThread cache the stub thread of the address space
 	// the context ran in last (the task's goroutine keeps its OS thread).
 	lastAS     *subprocess
@@ -356,9 +362,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		ac.FPValid = true
 	}
 	c.bindThread(t)
-	c.regs = ac.Regs
-	c.regs.Orig_rax = ^uint64(0) // never let the host restart anything
-	if err := t.SetRegs(&c.regs); err != nil {
+	if err := c.setRegs(t, &ac.Regs); err != nil {
 		return nil, hostarch.NoAccess, err
 	}
 	c.tgid.Store(t.TGID)
@@ -384,6 +388,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 			if err := t.GetRegs(&ac.Regs); err != nil {
 				return nil, hostarch.NoAccess, err
 			}
+			c.stopped, c.stoppedThread, c.stoppedRuns = ac.Regs, t, t.Runs
 			return nil, hostarch.NoAccess, nil
 		}
 		if status.TrapCause() > 0 {
@@ -419,6 +424,35 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 			continue
 		}
 	}
+}
+
+// setRegs loads regs into stub thread t before it resumes. After most
+// syscalls only the result changed since the stop: then one POKEUSER of
+// rax does instead of a full SETREGS, which the kernel validates field by
+// field. orig_rax keeps the syscall number in that case, harmless because
+// the result is never one of the -ERESTART* codes the host would act on
+// (the sentry resolves restarts itself); the full path sets it to -1.
+func (c *context) setRegs(t *thread, regs *unix.PtraceRegs) error {
+	st := c.stoppedThread
+	c.stoppedThread = nil
+	if st == t && t.Runs == c.stoppedRuns && !hostRestartCode(regs.Rax) {
+		r := *regs
+		r.Rax, r.Orig_rax = c.stopped.Rax, c.stopped.Orig_rax
+		if r == c.stopped {
+			return t.PokeUser(unsafe.Offsetof(regs.Rax), regs.Rax)
+		}
+	}
+	c.regs = *regs
+	c.regs.Orig_rax = ^uint64(0) // never let the host restart anything
+	return t.SetRegs(&c.regs)
+}
+
+// hostRestartCode reports whether rax holds -ERESTARTSYS ..
+// -ERESTART_RESTARTBLOCK (-512 .. -516), which the host's signal code
+// would act on if orig_rax named a syscall.
+func hostRestartCode(rax uint64) bool {
+	v := int64(rax)
+	return v >= -516 && v <= -512
 }
 
 // CPU placement. A ptrace stop and resume wakes the other side; when tracer

@@ -26,6 +26,9 @@ type Thread struct {
 	// InitRegs are registers valid for running stub code (segments,
 	// flags); injections start from a copy.
 	InitRegs unix.PtraceRegs
+	// Runs counts the times the thread was resumed, so a tracer can
+	// tell that registers it read are still the thread's.
+	Runs uint64
 
 	name string
 }
@@ -102,9 +105,19 @@ func (t *Thread) SetRegs(r *unix.PtraceRegs) error {
 	return nil
 }
 
+// PokeUser writes one word of the stopped thread's user area (a register,
+// at its offset in unix.PtraceRegs).
+func (t *Thread) PokeUser(off uintptr, v uint64) error {
+	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, unix.PTRACE_POKEUSR, uintptr(t.TID), off, uintptr(v), 0, 0); e != 0 {
+		return fmt.Errorf("%s: POKEUSER %d: %w", t.name, t.TID, e)
+	}
+	return nil
+}
+
 // Cont resumes the stopped thread with ptrace request req (PTRACE_CONT,
 // PTRACE_SYSEMU), delivering sig.
 func (t *Thread) Cont(req int, sig int) error {
+	t.Runs++
 	if _, _, e := unix.RawSyscall6(unix.SYS_PTRACE, uintptr(req), uintptr(t.TID), 0, uintptr(sig), 0, 0); e != 0 {
 		return fmt.Errorf("%s: resuming %d: %w", t.name, t.TID, e)
 	}
