@@ -54,10 +54,11 @@ func openProcSelfFD() (int, error) {
 	return fd, nil
 }
 
-// OpenRoot opens dir as a mount root for ServeFD. Call it for every mount
-// source before Confine hides the host's tree.
+// OpenRoot opens dir as a mount root for ServeFD: a directory, or a
+// regular file for a bind-mounted file. Call it for every mount source
+// before Confine hides the host's tree.
 func OpenRoot(dir string) (int, error) {
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("gofer: open root %q: %w", dir, err)
 	}
@@ -283,7 +284,7 @@ func (s *session) handshake(v *proto.VersionReq) *proto.Response {
 	if err != nil {
 		return errResp(err)
 	}
-	if ftype != unix.S_IFDIR {
+	if ftype != unix.S_IFDIR && ftype != unix.S_IFREG {
 		return errResp(unix.ENOTDIR)
 	}
 	h, err := s.add(s.rootFD, ftype)

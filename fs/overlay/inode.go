@@ -58,6 +58,12 @@ func (i *inode) Stat(ctx context.Context) (vfs.Statx, error) {
 	if u != nil {
 		st, err := u.Stat(ctx)
 		st.Ino |= upperInoBit
+		if l != nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			// A merged directory's subdirectories are in two layers:
+			// 1 says "unknown" and turns off find's leaf optimisation,
+			// as overlayfs does.
+			st.Nlink = 1
+		}
 		return st, err
 	}
 	return l.Stat(ctx)

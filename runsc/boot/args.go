@@ -22,6 +22,9 @@ type Args struct {
 	// Mounts lists the container mounts beyond the root, in order; each
 	// gofer-served one names its index in GoferFDs.
 	Mounts []Mount
+	// MaskedPaths are hidden (linux.maskedPaths) and ReadonlyPaths made
+	// read-only (linux.readonlyPaths) once everything is mounted.
+	MaskedPaths, ReadonlyPaths []string
 	// RootReadOnly makes the root filesystem read-only.
 	RootReadOnly bool
 	// Overlay is "memory", "none" or "self" (root overlay medium).

@@ -4,101 +4,383 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/fs/dev"
 	"github.com/veil-sandbox/veil/fs/gofer"
+	"github.com/veil-sandbox/veil/fs/overlay"
 	"github.com/veil-sandbox/veil/fs/proc"
 	"github.com/veil-sandbox/veil/fs/tmpfs"
 	"github.com/veil-sandbox/veil/sentry/kernel"
+	"github.com/veil-sandbox/veil/sentry/kernel/auth"
 	"github.com/veil-sandbox/veil/sentry/memory"
 	"github.com/veil-sandbox/veil/sentry/vfs"
 )
 
-// buildMounts makes the sandbox's mount namespace: the gofer-served root,
-// then the container's mounts, then /dev and a tmpfs /tmp if none was given.
+// buildMounts makes the sandbox's mount namespace: the root (by default an
+// overlay of a memory tmpfs over the gofer-served rootfs), the container's
+// mounts in order, then /proc, /dev, /dev/shm and /tmp where the container
+// gave none, then linux.maskedPaths and linux.readonlyPaths. Missing mount
+// points are made in the root, which becomes read-only only afterwards
+// when root.readonly asks for it.
 func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Kernel) (*vfs.VirtualFilesystem, vfs.VirtualDentry, error) {
-	v := vfs.New()
-	if len(args.GoferFDs) == 0 {
-		return nil, vfs.VirtualDentry{}, fmt.Errorf("no gofer connection for the root")
-	}
-	client, err := gofer.NewClient(args.GoferFDs[0])
-	if err != nil {
-		return nil, vfs.VirtualDentry{}, fmt.Errorf("connecting to the gofer: %w", err)
-	}
-	rootFS, err := v.NewFilesystem(ctx, gofer.NewFilesystem(client, mf))
-	if err != nil {
-		return nil, vfs.VirtualDentry{}, fmt.Errorf("root filesystem: %w", err)
-	}
-	var flags uint32
-	if args.RootReadOnly || args.Overlay != "none" {
-		flags |= vfs.MountReadOnly
-	}
-	root, err := v.MountRoot(ctx, rootFS, flags)
+	b := &mountBuilder{ctx: ctx, args: args, mf: mf, k: k, v: vfs.New(), mounted: map[string]bool{}}
+	root, err := b.buildRoot()
 	if err != nil {
 		return nil, vfs.VirtualDentry{}, err
 	}
-	mounted := map[string]bool{}
-	mountAt := func(target string, impl vfs.FilesystemImpl, flags uint32) error {
-		vd, err := v.GetDentryAt(ctx, &vfs.PathOperation{Root: root, Start: root, Path: target, FollowFinalSymlink: true})
-		if err != nil {
-			return fmt.Errorf("mount point %s: %w", target, err)
+	b.root = root
+	for _, m := range args.Mounts {
+		if err := b.specMount(m); err != nil {
+			return nil, vfs.VirtualDentry{}, fmt.Errorf("mount %s: %w", m.Destination, err)
 		}
-		fs, err := v.NewFilesystem(ctx, impl)
+	}
+	if !b.mounted["/proc"] {
+		if err := b.mountAt("/proc", proc.New(k), true, 0); err != nil {
+			return nil, vfs.VirtualDentry{}, err
+		}
+	}
+	if !b.mounted["/dev"] {
+		if err := b.mountDev(0); err != nil {
+			return nil, vfs.VirtualDentry{}, err
+		}
+	}
+	if !b.mounted["/dev/shm"] {
+		if err := b.mountAt("/dev/shm", b.tmpfs(tmpfs.Options{Mode: 01777}), true, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+			return nil, vfs.VirtualDentry{}, err
+		}
+	}
+	if !b.mounted["/tmp"] {
+		if err := b.mountAt("/tmp", b.tmpfs(tmpfs.Options{Mode: 01777}), true, 0); err != nil {
+			return nil, vfs.VirtualDentry{}, err
+		}
+	}
+	for _, p := range args.MaskedPaths {
+		if err := b.mask(p); err != nil {
+			return nil, vfs.VirtualDentry{}, fmt.Errorf("linux.maskedPaths %s: %w", p, err)
+		}
+	}
+	for _, p := range args.ReadonlyPaths {
+		if err := b.readOnly(p); err != nil {
+			return nil, vfs.VirtualDentry{}, fmt.Errorf("linux.readonlyPaths %s: %w", p, err)
+		}
+	}
+	if args.RootReadOnly {
+		b.v.Remount(root.Mount, root.Mount.Flags()|vfs.MountReadOnly)
+	}
+	return b.v, root, nil
+}
+
+type mountBuilder struct {
+	ctx     context.Context
+	args    *Args
+	mf      *memory.File
+	k       *kernel.Kernel
+	v       *vfs.VirtualFilesystem
+	root    vfs.VirtualDentry
+	mounted map[string]bool
+}
+
+// goferFS connects to the gofer socket of index i.
+func (b *mountBuilder) goferFS(i int) (*gofer.Filesystem, error) {
+	if i < 0 || i >= len(b.args.GoferFDs) {
+		return nil, fmt.Errorf("no gofer connection %d", i)
+	}
+	client, err := gofer.NewClient(b.args.GoferFDs[i])
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the gofer: %w", err)
+	}
+	return gofer.NewFilesystem(client, b.mf), nil
+}
+
+// buildRoot mounts the root. With an overlay the root stays writable
+// (in memory) even for root.readonly until the mount points are made.
+func (b *mountBuilder) buildRoot() (vfs.VirtualDentry, error) {
+	lower, err := b.goferFS(0)
+	if err != nil {
+		return vfs.VirtualDentry{}, fmt.Errorf("root: %w", err)
+	}
+	var impl vfs.FilesystemImpl = lower
+	switch b.args.Overlay {
+	case "none":
+	case "memory", "":
+		upper := b.tmpfs(tmpfs.Options{MaxBytes: b.mf.Size()})
+		if impl, err = overlay.New(b.ctx, upper, lower); err != nil {
+			return vfs.VirtualDentry{}, fmt.Errorf("root overlay: %w", err)
+		}
+	case "self":
+		// The upper layer would have to live in a host file in the
+		// rootfs, and tmpfs pages must come from the memory file that
+		// the platforms map.
+		return vfs.VirtualDentry{}, fmt.Errorf("--overlay=self is not supported yet (use memory or none)")
+	default:
+		return vfs.VirtualDentry{}, fmt.Errorf("--overlay=%q: want memory, none or self", b.args.Overlay)
+	}
+	fs, err := b.v.NewFilesystem(b.ctx, impl)
+	if err != nil {
+		return vfs.VirtualDentry{}, fmt.Errorf("root filesystem: %w", err)
+	}
+	return b.v.MountRoot(b.ctx, fs, 0)
+}
+
+func (b *mountBuilder) tmpfs(opts tmpfs.Options) *tmpfs.Filesystem {
+	opts.OpenDevice = dev.Open
+	return tmpfs.New(b.mf, opts)
+}
+
+// mountPoint finds target, making it (a directory, or an empty file when
+// dir is false) with its missing parents if it does not exist. Paths are
+// resolved inside the sandbox, so a symlink in the rootfs cannot point a
+// mount outside it.
+func (b *mountBuilder) mountPoint(target string, dir bool) (vfs.VirtualDentry, error) {
+	pop := func(p string) *vfs.PathOperation {
+		return &vfs.PathOperation{Root: b.root, Start: b.root, Path: p, FollowFinalSymlink: true}
+	}
+	vd, err := b.v.GetDentryAt(b.ctx, pop(target))
+	if err != unix.ENOENT {
+		return vd, err
+	}
+	p := ""
+	comps := strings.Split(strings.Trim(path.Clean(target), "/"), "/")
+	for i, c := range comps {
+		p += "/" + c
+		last := i == len(comps)-1
+		var err error
+		switch {
+		case !last || dir:
+			err = b.v.MkdirAt(b.ctx, pop(p), 0o755)
+		default:
+			var fd *vfs.FileDescription
+			fd, err = b.v.OpenAt(b.ctx, pop(p), vfs.OpenOptions{Flags: unix.O_CREAT | unix.O_WRONLY, Mode: 0o644})
+			if err == nil {
+				fd.DecRef(b.ctx)
+			}
+		}
+		if err != nil && err != unix.EEXIST {
+			if err == unix.EROFS {
+				return vfs.VirtualDentry{}, fmt.Errorf("mount point does not exist and the root is read-only")
+			}
+			return vfs.VirtualDentry{}, fmt.Errorf("making mount point %s: %w", p, err)
+		}
+	}
+	return b.v.GetDentryAt(b.ctx, pop(target))
+}
+
+// mountAt mounts impl at target.
+func (b *mountBuilder) mountAt(target string, impl vfs.FilesystemImpl, dir bool, flags uint32) error {
+	fs, err := b.v.NewFilesystem(b.ctx, impl)
+	if err != nil {
+		return err
+	}
+	vd, err := b.mountPoint(target, dir)
+	if err != nil {
+		return err
+	}
+	if _, err := b.v.MountAt(b.ctx, fs, vd, flags); err != nil {
+		return fmt.Errorf("mounting %s: %w", target, err)
+	}
+	b.mounted[path.Clean(target)] = true
+	return nil
+}
+
+// mountDev mounts the sandbox's /dev (device nodes, /dev/fd links, shm
+// and pts directories); a container's tmpfs at /dev gets it too, as runc
+// would fill that tmpfs with the same nodes.
+func (b *mountBuilder) mountDev(flags uint32) error {
+	devFS, err := dev.New(b.ctx, b.mf)
+	if err != nil {
+		return err
+	}
+	return b.mountAt("/dev", devFS, true, flags)
+}
+
+// specMount mounts one of the container's mounts.
+func (b *mountBuilder) specMount(m Mount) error {
+	flags, data, bind, err := parseMountOptions(m.Options)
+	if err != nil {
+		return err
+	}
+	if m.ReadOnly {
+		flags |= vfs.MountReadOnly
+	}
+	if bind || m.Type == "bind" || m.Type == "rbind" {
+		if len(data) > 0 {
+			return fmt.Errorf("bind mount option %q is not supported", data[0])
+		}
+		fs, err := b.goferFS(m.GoferIndex)
 		if err != nil {
 			return err
 		}
-		if _, err := v.MountAt(ctx, fs, vd, flags); err != nil {
-			return fmt.Errorf("mounting %s: %w", target, err)
+		root, _ := fs.Root(b.ctx)
+		return b.mountAt(m.Destination, fs, root.Perms().IsDir(), flags)
+	}
+	switch m.Type {
+	case "tmpfs":
+		opts, err := tmpfsOptions(data, b.mf.Size())
+		if err != nil {
+			return err
 		}
-		mounted[path.Clean(target)] = true
+		if path.Clean(m.Destination) == "/dev" {
+			return b.mountDev(flags)
+		}
+		return b.mountAt(m.Destination, b.tmpfs(opts), true, flags)
+	case "proc":
+		if len(data) > 0 {
+			return fmt.Errorf("proc option %q is not supported", data[0])
+		}
+		return b.mountAt(m.Destination, proc.New(b.k), true, flags)
+	default:
+		// sysfs, devpts, mqueue and cgroup filesystems are not
+		// provided yet; leaving the mount out would hand the
+		// container a directory it did not ask for.
+		return fmt.Errorf("filesystem type %q is not supported yet", m.Type)
+	}
+}
+
+// parseMountOptions splits mount(8)-style options into MS_* flags the VFS
+// enforces, filesystem data options, and whether it is a bind mount.
+// Options about access times, sync and propagation are accepted and have
+// no effect: the sandbox keeps its own times, writes through at once, and
+// has a single mount namespace with no peers.
+func parseMountOptions(opts []string) (flags uint32, data []string, bind bool, err error) {
+	for _, o := range opts {
+		switch o {
+		case "ro":
+			flags |= vfs.MountReadOnly
+		case "rw":
+			flags &^= vfs.MountReadOnly
+		case "nosuid":
+			flags |= vfs.MountNoSUID
+		case "suid":
+			flags &^= vfs.MountNoSUID
+		case "nodev":
+			flags |= vfs.MountNoDev
+		case "dev":
+			flags &^= vfs.MountNoDev
+		case "noexec":
+			flags |= vfs.MountNoExec
+		case "exec":
+			flags &^= vfs.MountNoExec
+		case "bind", "rbind":
+			bind = true
+		case "defaults", "atime", "noatime", "relatime", "norelatime", "strictatime", "nostrictatime",
+			"diratime", "nodiratime", "lazytime", "nolazytime", "sync", "async", "dirsync",
+			"mand", "nomand", "private", "rprivate", "shared", "rshared", "slave", "rslave",
+			"unbindable", "runbindable", "silent", "loud":
+		default:
+			data = append(data, o)
+		}
+	}
+	return flags, data, bind, nil
+}
+
+// tmpfsOptions parses tmpfs's size=, mode=, uid=, gid= (and accepts
+// nr_inodes= and nr_blocks=, which bound nothing here beyond size).
+func tmpfsOptions(data []string, memSize uint64) (tmpfs.Options, error) {
+	opts := tmpfs.Options{Mode: 01777}
+	for _, o := range data {
+		k, val, _ := strings.Cut(o, "=")
+		var err error
+		switch k {
+		case "size":
+			opts.MaxBytes, err = parseSize(val, memSize)
+			if err == nil && opts.MaxBytes == 0 {
+				opts.MaxBytes = memSize // size=0: unlimited
+			}
+		case "mode":
+			var m uint64
+			m, err = strconv.ParseUint(val, 8, 32)
+			opts.Mode = uint32(m) & 07777
+		case "uid":
+			var u uint64
+			u, err = strconv.ParseUint(val, 10, 32)
+			opts.UID = auth.KUID(u)
+		case "gid":
+			var g uint64
+			g, err = strconv.ParseUint(val, 10, 32)
+			opts.GID = auth.KGID(g)
+		case "nr_inodes", "nr_blocks", "huge", "mpol":
+		default:
+			return opts, fmt.Errorf("tmpfs option %q is not supported", o)
+		}
+		if err != nil {
+			return opts, fmt.Errorf("tmpfs option %q: bad value", o)
+		}
+	}
+	return opts, nil
+}
+
+// parseSize reads a tmpfs size: bytes with an optional k, m, g, t suffix,
+// or a percentage of the memory available to the sandbox.
+func parseSize(s string, memSize uint64) (uint64, error) {
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil || n > 100 {
+			return 0, unix.EINVAL
+		}
+		return memSize / 100 * n, nil
+	}
+	shift := 0
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'k', 'K':
+			shift = 10
+		case 'm', 'M':
+			shift = 20
+		case 'g', 'G':
+			shift = 30
+		case 't', 'T':
+			shift = 40
+		}
+		if shift != 0 {
+			s = s[:n-1]
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > (1<<63)>>shift {
+		return 0, unix.EINVAL
+	}
+	return n << shift, nil
+}
+
+// mask hides path as runc does: a directory under an empty read-only
+// tmpfs, anything else under a node reading as /dev/null. A path that
+// does not exist is left alone.
+func (b *mountBuilder) mask(p string) error {
+	vd, err := b.v.GetDentryAt(b.ctx, &vfs.PathOperation{Root: b.root, Start: b.root, Path: p, FollowFinalSymlink: true})
+	if err == unix.ENOENT || err == unix.ENOTDIR {
 		return nil
 	}
-	for _, m := range args.Mounts {
-		var flags uint32
-		if m.ReadOnly {
-			flags |= vfs.MountReadOnly
-		}
-		switch m.Type {
-		case "tmpfs":
-			mode := uint32(01777)
-			for _, o := range m.Options {
-				if strings.HasPrefix(o, "mode=") {
-					fmt.Sscanf(strings.TrimPrefix(o, "mode="), "%o", &mode)
-				}
-			}
-			if err := mountAt(m.Destination, tmpfs.New(mf, tmpfs.Options{Mode: mode, OpenDevice: dev.Open}), flags); err != nil {
-				return nil, vfs.VirtualDentry{}, err
-			}
-		case "proc":
-			if err := mountAt(m.Destination, proc.New(k), flags); err != nil {
-				return nil, vfs.VirtualDentry{}, err
-			}
-		case "sysfs", "devpts", "mqueue", "cgroup", "cgroup2":
-			// Not yet provided: the filesystem issue brings them.
-		default:
-			return nil, vfs.VirtualDentry{}, fmt.Errorf("mount %s: type %q is not supported yet", m.Destination, m.Type)
-		}
+	if err != nil {
+		return err
 	}
-	if !mounted["/proc"] {
-		if err := mountAt("/proc", proc.New(k), 0); err != nil {
-			return nil, vfs.VirtualDentry{}, err
-		}
+	var impl vfs.FilesystemImpl = newMaskFS()
+	flags := uint32(vfs.MountReadOnly)
+	if vd.Inode().Perms().IsDir() {
+		impl = b.tmpfs(tmpfs.Options{Mode: 0o755})
+		flags |= vfs.MountNoSUID | vfs.MountNoDev | vfs.MountNoExec
 	}
+	fs, err := b.v.NewFilesystem(b.ctx, impl)
+	if err != nil {
+		return err
+	}
+	_, err = b.v.MountAt(b.ctx, fs, vd, flags)
+	return err
+}
 
-	if !mounted["/dev"] {
-		devFS, err := dev.New(ctx, mf)
-		if err != nil {
-			return nil, vfs.VirtualDentry{}, err
-		}
-		if err := mountAt("/dev", devFS, 0); err != nil {
-			return nil, vfs.VirtualDentry{}, err
-		}
+// readOnly bind-mounts path read-only onto itself. A path that does not
+// exist is left alone.
+func (b *mountBuilder) readOnly(p string) error {
+	vd, err := b.v.GetDentryAt(b.ctx, &vfs.PathOperation{Root: b.root, Start: b.root, Path: p, FollowFinalSymlink: true})
+	if err == unix.ENOENT || err == unix.ENOTDIR {
+		return nil
 	}
-	if !mounted["/tmp"] {
-		if err := mountAt("/tmp", tmpfs.New(mf, tmpfs.Options{Mode: 01777, OpenDevice: dev.Open}), 0); err != nil {
-			return nil, vfs.VirtualDentry{}, err
-		}
+	if err != nil {
+		return err
 	}
-	return v, root, nil
+	_, err = b.v.BindMount(b.ctx, vd, vd, vd.Mount.Flags()|vfs.MountReadOnly)
+	return err
 }

@@ -153,6 +153,9 @@ func (c *Do) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcommand
 	if err != nil {
 		return failf("%v", err)
 	}
+	// The host's root is never written: with an overlay the sandbox's
+	// writes stay in memory, without one the root is read-only.
+	opts.Args.RootReadOnly = conf.Overlay == "none"
 	return runSandbox(conf, opts)
 }
 

@@ -51,9 +51,6 @@ func (c *Run) runArgs(id string) (*sandbox.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range specutils.IgnoredMounts(spec) {
-		logDebug("mount ignored (not provided by Veil yet)", "mount", m)
-	}
 	p := spec.Process
 	if p.Terminal {
 		logDebug("process.terminal: the container uses runsc's own stdio")
@@ -71,15 +68,17 @@ func (c *Run) runArgs(id string) (*sandbox.Options, error) {
 		RootDir: spec.Root.Path,
 		Stdio:   [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Args: boot.Args{
-			Argv:         append([]string{exe}, p.Args[1:]...),
-			Envv:         p.Env,
-			Cwd:          p.Cwd,
-			UID:          p.User.UID,
-			GID:          p.User.GID,
-			ExtraGIDs:    extra,
-			Hostname:     spec.Hostname,
-			RootReadOnly: spec.Root.Readonly,
-			Mounts:       specutils.Mounts(spec),
+			Argv:          append([]string{exe}, p.Args[1:]...),
+			Envv:          p.Env,
+			Cwd:           p.Cwd,
+			UID:           p.User.UID,
+			GID:           p.User.GID,
+			ExtraGIDs:     extra,
+			Hostname:      spec.Hostname,
+			RootReadOnly:  spec.Root.Readonly,
+			Mounts:        specutils.Mounts(spec),
+			MaskedPaths:   specutils.MaskedPaths(spec),
+			ReadonlyPaths: specutils.ReadonlyPaths(spec),
 		},
 	}, nil
 }

@@ -99,11 +99,9 @@ func Start(conf *config.Config, opts *Options) (_ *Sandbox, err error) {
 		}
 	}()
 
-	// One socket pair per gofer-served mount: only the root for now. With
-	// an overlay, the container's writes land in the overlay's upper
-	// layer, so the gofer never needs to change the host's rootfs.
-	rootRO := opts.Args.RootReadOnly || conf.Overlay != "none"
-	gmounts := []GoferMount{{Source: opts.RootDir, ReadOnly: rootRO}}
+	// One socket pair per gofer-served mount.
+	args := opts.Args
+	gmounts := goferMounts(opts.RootDir, conf.Overlay, &args)
 	var sentryEnds, goferEnds []*os.File
 	defer func() {
 		// The children hold their own copies once started.
@@ -125,7 +123,6 @@ func Start(conf *config.Config, opts *Options) (_ *Sandbox, err error) {
 		return nil, err
 	}
 
-	args := opts.Args
 	args.Platform = conf.Platform
 	args.Strace = conf.Strace
 	args.Overlay = conf.Overlay

@@ -67,13 +67,12 @@ func ParseSpec(data []byte) (*specs.Spec, error) {
 	return &spec, nil
 }
 
-// Mount types Veil mounts itself in the sentry, and those it accepts but
-// does not provide yet (runc's default spec carries them, and refusing them
-// would refuse almost every bundle).
-var (
-	sentryMountTypes  = map[string]bool{"tmpfs": true, "proc": true, "sysfs": true, "devpts": true}
-	ignoredMountTypes = map[string]bool{"mqueue": true, "cgroup": true, "cgroup2": true}
-)
+// sentryMountTypes are the mount types the sentry provides; bind mounts
+// are served by the gofer. Others (sysfs, devpts, mqueue, cgroup until
+// their filesystems exist) are refused with an error naming them rather
+// than left out, which would give the container an empty directory where
+// it expects a filesystem.
+var sentryMountTypes = map[string]bool{"tmpfs": true, "proc": true}
 
 // Validate checks the fields runsc run uses and rejects those it cannot
 // honour yet. Each error names the offending field.
@@ -119,6 +118,13 @@ func Validate(spec *specs.Spec) error {
 	if spec.Linux != nil {
 		// The sandbox always gets namespaces of its own; joining a
 		// host's existing one would need the sentry to run inside it.
+		for name, ps := range map[string][]string{"maskedPaths": spec.Linux.MaskedPaths, "readonlyPaths": spec.Linux.ReadonlyPaths} {
+			for i, p := range ps {
+				if !filepath.IsAbs(p) {
+					return fmt.Errorf("linux.%s[%d] %q is not absolute", name, i, p)
+				}
+			}
+		}
 		for _, ns := range spec.Linux.Namespaces {
 			if ns.Path != "" {
 				return fmt.Errorf("linux.namespaces: joining an existing %s namespace (%s) is not supported yet", ns.Type, ns.Path)
@@ -130,10 +136,20 @@ func Validate(spec *specs.Spec) error {
 			return fmt.Errorf("mounts[%d]: destination %q is not an absolute path", i, m.Destination)
 		}
 		if isBind(m) {
-			return fmt.Errorf("mounts[%d] (%s): bind mounts are not supported yet", i, m.Destination)
+			if m.Source == "" || !filepath.IsAbs(m.Source) {
+				return fmt.Errorf("mounts[%d] (%s): bind mount source %q is not an absolute path", i, m.Destination, m.Source)
+			}
+			fi, err := os.Stat(m.Source)
+			if err != nil {
+				return fmt.Errorf("mounts[%d] (%s): bind mount source: %w", i, m.Destination, err)
+			}
+			if !fi.IsDir() && !fi.Mode().IsRegular() {
+				return fmt.Errorf("mounts[%d] (%s): bind mount source %q is neither a directory nor a regular file", i, m.Destination, m.Source)
+			}
+			continue
 		}
-		if !sentryMountTypes[m.Type] && !ignoredMountTypes[m.Type] {
-			return fmt.Errorf("mounts[%d] (%s): mount type %q is not supported", i, m.Destination, m.Type)
+		if !sentryMountTypes[m.Type] {
+			return fmt.Errorf("mounts[%d] (%s): mount type %q is not supported yet", i, m.Destination, m.Type)
 		}
 	}
 	return nil
@@ -151,22 +167,26 @@ func isBind(m specs.Mount) bool {
 	return false
 }
 
-// Mounts returns the spec's mounts as the sentry takes them, leaving out
-// the ones Veil ignores for now (mqueue, cgroup).
+// Mounts returns the spec's mounts as the sentry takes them. Bind mounts
+// come out with Type "bind" and GoferIndex unset: runsc/sandbox gives each
+// a gofer connection.
 func Mounts(spec *specs.Spec) []boot.Mount {
 	var out []boot.Mount
 	for _, m := range spec.Mounts {
-		if ignoredMountTypes[m.Type] {
-			continue
-		}
 		bm := boot.Mount{
 			Destination: filepath.Clean(m.Destination),
 			Type:        m.Type,
 			Source:      m.Source,
 		}
+		if isBind(m) {
+			bm.Type = "bind"
+		}
 		for _, o := range m.Options {
-			if o == "ro" {
+			switch o {
+			case "ro":
 				bm.ReadOnly = true
+			case "rw":
+				bm.ReadOnly = false
 			}
 			bm.Options = append(bm.Options, o)
 		}
@@ -175,13 +195,26 @@ func Mounts(spec *specs.Spec) []boot.Mount {
 	return out
 }
 
-// IgnoredMounts lists the destinations Mounts leaves out, for a debug log.
-func IgnoredMounts(spec *specs.Spec) []string {
+// MaskedPaths and ReadonlyPaths return linux.maskedPaths and
+// linux.readonlyPaths.
+func MaskedPaths(spec *specs.Spec) []string {
+	if spec.Linux == nil {
+		return nil
+	}
+	return cleanPaths(spec.Linux.MaskedPaths)
+}
+
+func ReadonlyPaths(spec *specs.Spec) []string {
+	if spec.Linux == nil {
+		return nil
+	}
+	return cleanPaths(spec.Linux.ReadonlyPaths)
+}
+
+func cleanPaths(ps []string) []string {
 	var out []string
-	for _, m := range spec.Mounts {
-		if ignoredMountTypes[m.Type] {
-			out = append(out, m.Destination+" ("+m.Type+")")
-		}
+	for _, p := range ps {
+		out = append(out, filepath.Clean("/"+p))
 	}
 	return out
 }

@@ -15,8 +15,9 @@ const goodSpec = `{
   "mounts": [
     {"destination": "/proc", "type": "proc", "source": "proc"},
     {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "ro", "size=1m"]},
-    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue"}
-  ]
+    {"destination": "/data", "type": "none", "source": "/", "options": ["rbind", "ro"]}
+  ],
+  "linux": {"maskedPaths": ["/proc/kcore"], "readonlyPaths": ["/proc/sys"]}
 }`
 
 func writeBundle(t *testing.T, config string, mkRoot bool) string {
@@ -43,11 +44,12 @@ func TestReadSpec(t *testing.T) {
 		t.Errorf("root path %q not made absolute from the bundle", spec.Root.Path)
 	}
 	m := Mounts(spec)
-	if len(m) != 2 || m[0].Type != "proc" || m[1].Destination != "/tmp" || !m[1].ReadOnly || m[0].ReadOnly {
+	if len(m) != 3 || m[0].Type != "proc" || m[1].Destination != "/tmp" || !m[1].ReadOnly || m[0].ReadOnly ||
+		m[2].Type != "bind" || m[2].Source != "/" || !m[2].ReadOnly {
 		t.Errorf("Mounts = %+v", m)
 	}
-	if ig := IgnoredMounts(spec); len(ig) != 1 || !strings.Contains(ig[0], "mqueue") {
-		t.Errorf("IgnoredMounts = %v", ig)
+	if mp, rp := MaskedPaths(spec), ReadonlyPaths(spec); len(mp) != 1 || mp[0] != "/proc/kcore" || len(rp) != 1 || rp[0] != "/proc/sys" {
+		t.Errorf("masked %v, read-only %v", mp, rp)
 	}
 }
 
@@ -67,9 +69,12 @@ func TestReadSpecErrors(t *testing.T) {
 		{"empty args", strings.Replace(goodSpec, `["sh", "-c", "true"]`, `[]`, 1), true, "process.args is empty"},
 		{"relative cwd", strings.Replace(goodSpec, `"cwd": "/"`, `"cwd": "x"`, 1), true, "process.cwd \"x\" is not absolute"},
 		{"bad env", strings.Replace(goodSpec, `"PATH=/bin"`, `"PATH"`, 1), true, "process.env entry \"PATH\""},
-		{"bind mount", strings.Replace(goodSpec, `"type": "proc"`, `"type": "bind"`, 1), true, "bind mounts are not supported yet"},
-		{"bind option", strings.Replace(goodSpec, `"nosuid"`, `"rbind"`, 1), true, "bind mounts are not supported yet"},
+		{"bind relative source", strings.Replace(goodSpec, `"source": "/"`, `"source": "x"`, 1), true, `bind mount source "x" is not an absolute path`},
+		{"bind missing source", strings.Replace(goodSpec, `"source": "/"`, `"source": "/nonexistent/veil"`, 1), true, "mounts[2] (/data): bind mount source"},
+		{"bind of a device", strings.Replace(goodSpec, `"source": "/"`, `"source": "/dev/null"`, 1), true, "neither a directory nor a regular file"},
 		{"odd mount", strings.Replace(goodSpec, `"type": "proc"`, `"type": "nfs"`, 1), true, `mount type "nfs" is not supported`},
+		{"mqueue", strings.Replace(goodSpec, `"type": "proc"`, `"type": "mqueue"`, 1), true, `mount type "mqueue" is not supported yet`},
+		{"relative masked path", strings.Replace(goodSpec, `["/proc/kcore"]`, `["proc/kcore"]`, 1), true, `linux.maskedPaths[0] "proc/kcore" is not absolute`},
 		{"relative dest", strings.Replace(goodSpec, `"destination": "/proc"`, `"destination": "proc"`, 1), true, "mounts[0]: destination"},
 		{"join netns", strings.Replace(goodSpec, `"hostname"`, `"linux": {"namespaces": [{"type": "network", "path": "/run/netns/x"}]}, "hostname"`, 1), true, "joining an existing network namespace"},
 		{"hooks", strings.Replace(goodSpec, `"hostname"`, `"hooks": {"prestart": [{"path": "/bin/true"}]}, "hostname"`, 1), true, "hooks are not supported yet"},

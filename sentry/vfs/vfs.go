@@ -176,9 +176,8 @@ func (vfs *VirtualFilesystem) NewFilesystem(ctx context.Context, impl Filesystem
 	if err != nil {
 		return nil, err
 	}
-	if !root.Perms().IsDir() {
-		return nil, unix.ENOTDIR
-	}
+	// A non-directory root is a filesystem of one file (a bind-mounted
+	// file); it can be mounted only over a file (attach checks).
 	vfs.devMu.Lock()
 	dev := vfs.nextDev
 	vfs.nextDev++
@@ -190,6 +189,9 @@ func (vfs *VirtualFilesystem) NewFilesystem(ctx context.Context, impl Filesystem
 
 // MountRoot makes fs the root of the namespace. flags are MS_* flags.
 func (vfs *VirtualFilesystem) MountRoot(ctx context.Context, fs *Filesystem, flags uint32) (VirtualDentry, error) {
+	if !fs.root.isDir() {
+		return VirtualDentry{}, unix.ENOTDIR
+	}
 	vfs.mountMu.Lock()
 	defer vfs.mountMu.Unlock()
 	if vfs.root != nil {
