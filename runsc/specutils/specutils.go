@@ -110,10 +110,19 @@ func Validate(spec *specs.Spec) error {
 	if p.ConsoleSize != nil && !p.Terminal {
 		return errors.New("process.consoleSize is set but process.terminal is false")
 	}
-	if spec.Hooks != nil && (len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime)+
-		len(spec.Hooks.CreateContainer)+len(spec.Hooks.StartContainer)+
-		len(spec.Hooks.Poststart)+len(spec.Hooks.Poststop) > 0) {
-		return errors.New("hooks are not supported yet")
+	if h := spec.Hooks; h != nil {
+		for name, hs := range map[string][]specs.Hook{"prestart": h.Prestart, "createRuntime": h.CreateRuntime,
+			"createContainer": h.CreateContainer, "startContainer": h.StartContainer,
+			"poststart": h.Poststart, "poststop": h.Poststop} {
+			for i, hk := range hs {
+				if !filepath.IsAbs(hk.Path) {
+					return fmt.Errorf("hooks.%s[%d].path %q is not absolute", name, i, hk.Path)
+				}
+				if hk.Timeout != nil && *hk.Timeout <= 0 {
+					return fmt.Errorf("hooks.%s[%d].timeout %d is not positive", name, i, *hk.Timeout)
+				}
+			}
+		}
 	}
 	if spec.Linux != nil {
 		// The sandbox always gets namespaces of its own; joining a
@@ -126,7 +135,9 @@ func Validate(spec *specs.Spec) error {
 			}
 		}
 		for _, ns := range spec.Linux.Namespaces {
-			if ns.Path != "" {
+			// A network namespace is joined by the sentry (runsc
+			// create starts it there).
+			if ns.Path != "" && ns.Type != specs.NetworkNamespace {
 				return fmt.Errorf("linux.namespaces: joining an existing %s namespace (%s) is not supported yet", ns.Type, ns.Path)
 			}
 		}

@@ -76,8 +76,8 @@ func TestReadSpecErrors(t *testing.T) {
 		{"mqueue", strings.Replace(goodSpec, `"type": "proc"`, `"type": "mqueue"`, 1), true, `mount type "mqueue" is not supported yet`},
 		{"relative masked path", strings.Replace(goodSpec, `["/proc/kcore"]`, `["proc/kcore"]`, 1), true, `linux.maskedPaths[0] "proc/kcore" is not absolute`},
 		{"relative dest", strings.Replace(goodSpec, `"destination": "/proc"`, `"destination": "proc"`, 1), true, "mounts[0]: destination"},
-		{"join netns", strings.Replace(goodSpec, `"hostname"`, `"linux": {"namespaces": [{"type": "network", "path": "/run/netns/x"}]}, "hostname"`, 1), true, "joining an existing network namespace"},
-		{"hooks", strings.Replace(goodSpec, `"hostname"`, `"hooks": {"prestart": [{"path": "/bin/true"}]}, "hostname"`, 1), true, "hooks are not supported yet"},
+		{"join ipc ns", strings.Replace(goodSpec, `"hostname"`, `"linux": {"namespaces": [{"type": "ipc", "path": "/proc/1/ns/ipc"}]}, "hostname"`, 1), true, "joining an existing ipc namespace"},
+		{"hooks", strings.Replace(goodSpec, `"hostname"`, `"hooks": {"prestart": [{"path": "true"}]}, "hostname"`, 1), true, "hooks.prestart[0].path \"true\" is not absolute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ReadSpec(writeBundle(t, tc.config, tc.mkRoot))
