@@ -134,6 +134,11 @@ func (m *MemoryManager) CopyOut(addr hostarch.Addr, src []byte) (int, error) {
 	if _, err := m.checkRange(addr, uint64(len(src))); err != nil {
 		return m.partial(addr, src, true)
 	}
+	if len(src) <= smallCopy {
+		if n, ok, err := m.copyLocked(addr, src, true); ok {
+			return n, err
+		}
+	}
 	done := 0
 	for done < len(src) {
 		n := min(len(src)-done, copyChunk)
@@ -154,6 +159,11 @@ func (m *MemoryManager) CopyOut(addr hostarch.Addr, src []byte) (int, error) {
 func (m *MemoryManager) CopyIn(addr hostarch.Addr, dst []byte) (int, error) {
 	if _, err := m.checkRange(addr, uint64(len(dst))); err != nil {
 		return m.partial(addr, dst, false)
+	}
+	if len(dst) <= smallCopy {
+		if n, ok, err := m.copyLocked(addr, dst, false); ok {
+			return n, err
+		}
 	}
 	done := 0
 	for done < len(dst) {
