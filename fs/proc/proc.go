@@ -1,21 +1,39 @@
-// Package proc owns /proc: a filesystem whose directories and files are
-// generated from the kernel's state when they are looked up and opened.
-// This is the minimum the workloads of the first milestone need (self,
-// per-process exe, cwd, fd/, maps, stat, status, cmdline, environ, comm,
-// auxv; global cpuinfo, meminfo, uptime, version, loadavg, stat,
-// filesystems, mounts); the full procfs is later work.
+// Package proc owns procfs: a filesystem whose directories and files are
+// generated from the sandbox's kernel state each time they are looked up,
+// listed or opened.
+//
+// Global entries: self, thread-self, cpuinfo, meminfo, stat, uptime,
+// loadavg, version, filesystems, mounts, swaps, partitions, cgroups,
+// sys/ (kernel, vm, fs and net settings; hostname and a few more are
+// writable) and net/ (the tables ip, netstat and ss read). Per process
+// (/proc/PID) and per thread (/proc/PID/task/TID): stat, status, statm,
+// cmdline, environ, comm, maps, smaps, fd/, fdinfo/, cwd, exe, root,
+// mounts, mountinfo, limits, cgroup, oom_score, oom_score_adj, io, ns/,
+// auxv, uid_map, gid_map, and task/ in a process.
+//
+// Nothing is cached that could go stale: an inode names its process by
+// PID (and thread by TID) and finds it again on every use, so a dentry the
+// VFS keeps after the process is gone answers ENOENT, and one for a reused
+// PID shows the new process. Every inode is evictable, which bounds the
+// dentries the VFS keeps for processes that came and went.
+//
+// fd/N, cwd, root and exe are magic links (vfs.MagicLink): opening through
+// them reaches the very file the process holds, through the VFS, never by
+// re-resolving a path name; a file with no place in the mount tree (a pipe,
+// a socket, a donated host FD) is reached as the same open file. Looking
+// into another process's private entries needs ptrace read access
+// (kernel.MayReadProcess), as on Linux.
 package proc
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/sentry/kernel"
+	"github.com/veil-sandbox/veil/sentry/kernel/auth"
 	"github.com/veil-sandbox/veil/sentry/usermem"
 	"github.com/veil-sandbox/veil/sentry/vfs"
 )
@@ -27,12 +45,13 @@ const PROC_SUPER_MAGIC = 0x9fa0
 type Filesystem struct {
 	k    *kernel.Kernel
 	root *dirInode
+	sys  *sysState
 }
 
 // New returns the procfs of k.
 func New(k *kernel.Kernel) *Filesystem {
-	fs := &Filesystem{k: k}
-	fs.root = &dirInode{fs: fs, ino: 1, list: fs.rootEntries, lookup: fs.rootLookup}
+	fs := &Filesystem{k: k, sys: sysStateOf(k)}
+	fs.root = &dirInode{node: node{ino: inoRoot, mode: 0555}, list: fs.rootEntries, lookup: fs.rootLookup}
 	return fs
 }
 
@@ -44,15 +63,55 @@ func (fs *Filesystem) StatFS(context.Context) (vfs.Statfs, error) {
 	return vfs.Statfs{Type: PROC_SUPER_MAGIC, BlockSize: 4096, FragSize: 4096, NameLength: 255}, nil
 }
 
-var nextIno atomic.Uint64
-
-func init() { nextIno.Store(1 << 20) }
-
 // taskOf returns the task a context belongs to (nil for sentry work).
 func taskOf(ctx context.Context) *kernel.Task {
 	t, _ := ctx.(*kernel.Task)
 	return t
 }
+
+// node holds what every procfs inode has.
+type node struct {
+	ino  uint64
+	mode uint32 // permission bits
+	// owner returns the owner; nil means root.
+	owner func() (auth.KUID, auth.KGID)
+	// alive returns ENOENT once what the inode shows is gone; nil means
+	// it never goes.
+	alive func() error
+}
+
+func (n *node) check() error {
+	if n.alive != nil {
+		return n.alive()
+	}
+	return nil
+}
+
+func (n *node) perms(typ uint32) vfs.Perms {
+	p := vfs.Perms{Mode: typ | n.mode}
+	if n.owner != nil {
+		p.UID, p.GID = n.owner()
+	}
+	return p
+}
+
+func (n *node) stat(typ uint32, nlink uint32) (vfs.Statx, error) {
+	if err := n.check(); err != nil {
+		return vfs.Statx{}, err
+	}
+	p := n.perms(typ)
+	now := time.Now()
+	ts := vfs.StatxTimestamp{Sec: now.Unix(), Nsec: uint32(now.Nanosecond())}
+	return vfs.Statx{
+		Mask: unix.STATX_BASIC_STATS, Blksize: 1024, Nlink: nlink, UID: uint32(p.UID), GID: uint32(p.GID),
+		Mode: uint16(p.Mode), Ino: n.ino, Atime: ts, Mtime: ts, Ctime: ts,
+	}, nil
+}
+
+func (n *node) SetStat(context.Context, vfs.SetStatOptions) error { return unix.EPERM }
+
+// Evict lets the VFS drop cached dentries of procfs: nothing is held.
+func (n *node) Evict(context.Context) {}
 
 // entry is one child of a generated directory.
 type entry struct {
@@ -63,43 +122,26 @@ type entry struct {
 // dirInode is a generated directory.
 type dirInode struct {
 	vfs.NotSymlink
-	fs     *Filesystem
-	ino    uint64
-	mode   uint32
-	uid    uint32
-	gid    uint32
+	node
 	list   func(ctx context.Context) []entry
 	lookup func(ctx context.Context, name string) (vfs.Inode, error)
 }
 
-func (d *dirInode) Perms() vfs.Perms {
-	m := d.mode
-	if m == 0 {
-		m = 0555
-	}
-	return vfs.Perms{Mode: unix.S_IFDIR | m}
-}
+func (d *dirInode) Perms() vfs.Perms { return d.perms(unix.S_IFDIR) }
 
-func (d *dirInode) Stat(context.Context) (vfs.Statx, error) {
-	return statOf(d.Perms().Mode, d.ino, 0, 2, d.uid, d.gid), nil
-}
-
-func statOf(mode uint32, ino, size uint64, nlink uint32, uid, gid uint32) vfs.Statx {
-	now := time.Now()
-	ts := vfs.StatxTimestamp{Sec: now.Unix(), Nsec: uint32(now.Nanosecond())}
-	return vfs.Statx{
-		Mask: unix.STATX_BASIC_STATS, Blksize: 1024, Nlink: nlink, UID: uid, GID: gid,
-		Mode: uint16(mode), Ino: ino, Size: size, Atime: ts, Mtime: ts, Ctime: ts,
-	}
-}
-
-func (d *dirInode) SetStat(context.Context, vfs.SetStatOptions) error { return unix.EPERM }
+func (d *dirInode) Stat(ctx context.Context) (vfs.Statx, error) { return d.stat(unix.S_IFDIR, 2) }
 
 func (d *dirInode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
 	if d.lookup != nil {
 		if ino, err := d.lookup(ctx, name); ino != nil || err != unix.ENOENT {
 			return ino, err
 		}
+	}
+	if d.list == nil {
+		return nil, unix.ENOENT
 	}
 	for _, e := range d.list(ctx) {
 		if e.name == name {
@@ -110,11 +152,27 @@ func (d *dirInode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
 }
 
 func (d *dirInode) ReadDir(ctx context.Context) ([]vfs.Dirent, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
 	var out []vfs.Dirent
+	if d.list == nil {
+		return nil, nil
+	}
 	for _, e := range d.list(ctx) {
 		ino := e.make()
-		st, _ := ino.Stat(ctx)
-		out = append(out, vfs.Dirent{Name: e.name, Ino: st.Ino, Type: vfs.DirentType(ino.Perms().Mode)})
+		var num uint64
+		switch n := ino.(type) {
+		case *dirInode:
+			num = n.ino
+		case *fileInode:
+			num = n.ino
+		case *symlinkInode:
+			num = n.ino
+		case *magicLinkInode:
+			num = n.ino
+		}
+		out = append(out, vfs.Dirent{Name: e.name, Ino: num, Type: vfs.DirentType(ino.Perms().Mode)})
 	}
 	return out, nil
 }
@@ -132,152 +190,189 @@ func (d *dirInode) Mkdir(context.Context, string, vfs.CreateOptions) (vfs.Inode,
 func (d *dirInode) Symlink(context.Context, string, string, vfs.CreateOptions) (vfs.Inode, error) {
 	return nil, unix.EACCES
 }
-func (d *dirInode) Link(context.Context, string, vfs.Inode) error { return unix.EACCES }
-func (d *dirInode) Unlink(context.Context, string, vfs.Inode) error {
-	return unix.EACCES
-}
-func (d *dirInode) Rmdir(context.Context, string, vfs.Inode) error { return unix.EACCES }
+func (d *dirInode) Link(context.Context, string, vfs.Inode) error   { return unix.EACCES }
+func (d *dirInode) Unlink(context.Context, string, vfs.Inode) error { return unix.EACCES }
+func (d *dirInode) Rmdir(context.Context, string, vfs.Inode) error  { return unix.EACCES }
 func (d *dirInode) Rename(context.Context, string, vfs.Inode, vfs.Inode, string, vfs.Inode) error {
 	return unix.EACCES
 }
 
-// fileInode is a generated regular file: gen runs at open.
+// fileInode is a generated file: read makes its contents, write (if set)
+// takes each write(2)'s bytes.
 type fileInode struct {
 	vfs.NotDir
 	vfs.NotSymlink
-	ino  uint64
-	mode uint32
-	uid  uint32
-	gid  uint32
-	gen  func(ctx context.Context) ([]byte, error)
+	node
+	read  func(ctx context.Context) ([]byte, error)
+	write func(ctx context.Context, data []byte) error
 }
 
-func (f *fileInode) Perms() vfs.Perms {
-	m := f.mode
-	if m == 0 {
-		m = 0444
-	}
-	return vfs.Perms{Mode: unix.S_IFREG | m}
-}
+func (f *fileInode) Perms() vfs.Perms { return f.perms(unix.S_IFREG) }
 
-func (f *fileInode) Stat(context.Context) (vfs.Statx, error) {
-	return statOf(f.Perms().Mode, f.ino, 0, 1, f.uid, f.gid), nil
-}
-
-func (f *fileInode) SetStat(context.Context, vfs.SetStatOptions) error { return unix.EPERM }
+func (f *fileInode) Stat(ctx context.Context) (vfs.Statx, error) { return f.stat(unix.S_IFREG, 1) }
 
 func (f *fileInode) Open(ctx context.Context, flags uint32) (vfs.FileDescriptionImpl, error) {
-	if flags&unix.O_ACCMODE != unix.O_RDONLY {
-		return nil, unix.EACCES
-	}
-	data, err := f.gen(ctx)
-	if err != nil {
+	if err := f.check(); err != nil {
 		return nil, err
 	}
-	return &seqFile{ino: f, data: data}, nil
+	if flags&unix.O_ACCMODE != unix.O_RDONLY && f.write == nil {
+		return nil, unix.EACCES
+	}
+	return &seqFile{ino: f}, nil
 }
 
-// seqFile is an open generated file: a snapshot taken at open.
+// seqFile is an open generated file. Its contents are made on the first
+// read and again by every read from offset 0, so a reader that rewinds
+// sees fresh values; reads further on continue the same snapshot.
 type seqFile struct {
 	vfs.FileDescriptionDefaultImpl
-	ino  *fileInode
+	ino *fileInode
+
+	mu   sync.Mutex
 	data []byte
+	made bool
 }
 
 func (s *seqFile) Read(ctx context.Context, dst usermem.IOSequence, off int64) (int64, error) {
-	if off >= int64(len(s.data)) {
+	s.mu.Lock()
+	if off == 0 || !s.made {
+		data, err := s.ino.read(ctx)
+		if err != nil {
+			s.mu.Unlock()
+			return 0, err
+		}
+		s.data, s.made = data, true
+	}
+	data := s.data
+	s.mu.Unlock()
+	if off >= int64(len(data)) {
 		return 0, nil
 	}
-	n, err := dst.CopyOut(s.data[off:])
+	n, err := dst.CopyOut(data[off:])
 	return int64(n), err
+}
+
+func (s *seqFile) Write(ctx context.Context, src usermem.IOSequence, off int64, appending bool) (int64, int64, error) {
+	if s.ino.write == nil {
+		return 0, 0, unix.EINVAL
+	}
+	// Settings are small: a page is as much as Linux's proc handlers take.
+	n := min(src.NumBytes(), 4096)
+	buf := make([]byte, n)
+	got, err := src.CopyIn(buf)
+	if err != nil && got == 0 {
+		return 0, 0, err
+	}
+	if err := s.ino.write(ctx, buf[:got]); err != nil {
+		return 0, 0, err
+	}
+	return int64(got), off + int64(got), nil
 }
 
 func (s *seqFile) Stat(ctx context.Context) (vfs.Statx, error) { return s.ino.Stat(ctx) }
 
+// Seek allows any offset, as seq_file does.
+func (s *seqFile) Seek(ctx context.Context, offset int64, whence int32, cur int64) (int64, error) {
+	switch whence {
+	case unix.SEEK_SET:
+	case unix.SEEK_CUR:
+		offset += cur
+	default:
+		return 0, unix.EINVAL
+	}
+	if offset < 0 {
+		return 0, unix.EINVAL
+	}
+	return offset, nil
+}
+
 // symlinkInode is a generated symlink.
 type symlinkInode struct {
 	vfs.NotDir
-	ino    uint64
-	uid    uint32
-	gid    uint32
+	node
 	target func(ctx context.Context) (string, error)
 }
 
-func (l *symlinkInode) Perms() vfs.Perms { return vfs.Perms{Mode: unix.S_IFLNK | 0777} }
-func (l *symlinkInode) Stat(context.Context) (vfs.Statx, error) {
-	return statOf(unix.S_IFLNK|0777, l.ino, 0, 1, l.uid, l.gid), nil
+func (l *symlinkInode) Perms() vfs.Perms { return l.perms(unix.S_IFLNK) }
+func (l *symlinkInode) Stat(ctx context.Context) (vfs.Statx, error) {
+	st, err := l.stat(unix.S_IFLNK, 1)
+	if err == nil {
+		if t, err := l.target(ctx); err == nil {
+			st.Size = uint64(len(t))
+		}
+	}
+	return st, err
 }
-func (l *symlinkInode) SetStat(context.Context, vfs.SetStatOptions) error { return unix.EPERM }
-func (l *symlinkInode) Readlink(ctx context.Context) (string, error)      { return l.target(ctx) }
+func (l *symlinkInode) Readlink(ctx context.Context) (string, error) {
+	if err := l.check(); err != nil {
+		return "", err
+	}
+	return l.target(ctx)
+}
 func (l *symlinkInode) Open(context.Context, uint32) (vfs.FileDescriptionImpl, error) {
 	return nil, unix.ELOOP
 }
 
-// inoFor gives stable inode numbers to generated files of a process.
-func inoFor(pid kernel.ThreadID, slot uint64) uint64 { return uint64(pid)<<16 | slot }
-
-func file(ino uint64, gen func(ctx context.Context) ([]byte, error)) func() vfs.Inode {
-	return func() vfs.Inode { return &fileInode{ino: ino, gen: gen} }
+// magicLinkInode is a symlink that stands for a file (vfs.MagicLink).
+type magicLinkInode struct {
+	symlinkInode
+	jump func(ctx context.Context, link vfs.VirtualDentry) (vfs.VirtualDentry, error)
 }
 
-func text(s func(ctx context.Context) string) func(ctx context.Context) ([]byte, error) {
-	return func(ctx context.Context) ([]byte, error) { return []byte(s(ctx)), nil }
+func (l *magicLinkInode) Jump(ctx context.Context, link vfs.VirtualDentry) (vfs.VirtualDentry, error) {
+	if err := l.check(); err != nil {
+		return vfs.VirtualDentry{}, err
+	}
+	return l.jump(ctx, link)
 }
 
-func (fs *Filesystem) rootEntries(ctx context.Context) []entry {
-	es := []entry{
-		{"self", func() vfs.Inode {
-			return &symlinkInode{ino: 2, target: func(ctx context.Context) (string, error) {
-				t := taskOf(ctx)
-				if t == nil {
-					return "", unix.ENOENT
-				}
-				return strconv.Itoa(int(t.ThreadGroup().ID())), nil
-			}}
-		}},
-		{"thread-self", func() vfs.Inode {
-			return &symlinkInode{ino: 3, target: func(ctx context.Context) (string, error) {
-				t := taskOf(ctx)
-				if t == nil {
-					return "", unix.ENOENT
-				}
-				return fmt.Sprintf("%d/task/%d", t.ThreadGroup().ID(), t.ThreadID()), nil
-			}}
-		}},
-		{"cpuinfo", file(4, text(fs.cpuinfo))},
-		{"meminfo", file(5, text(fs.meminfo))},
-		{"uptime", file(6, text(fs.uptime))},
-		{"version", file(7, text(func(context.Context) string {
-			return fmt.Sprintf("Linux version %s (veil@veil) %s\n", kernel.Release, kernel.Version)
-		}))},
-		{"loadavg", file(8, text(fs.loadavg))},
-		{"filesystems", file(9, text(func(context.Context) string {
-			return "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\t9p\n"
-		}))},
-		{"stat", file(10, text(fs.stat))},
-		{"mounts", func() vfs.Inode {
-			return &symlinkInode{ino: 11, target: func(context.Context) (string, error) { return "self/mounts", nil }}
-		}},
-	}
-	for _, tg := range fs.k.ThreadGroups() {
-		tg := tg
-		es = append(es, entry{strconv.Itoa(int(tg.ID())), func() vfs.Inode { return fs.processDir(tg) }})
-	}
-	return es
+var _ vfs.MagicLink = (*magicLinkInode)(nil)
+
+// Inode numbers: fixed ones for global entries, and for a process's
+// entries pid<<32 | tid<<10 | slot (tid 0 for the process's own), with
+// bit 62 set for fd/ and fdinfo/ entries (pid<<32 | fd).
+const (
+	inoRoot = 1 + iota
+	inoGlobalBase
+)
+
+func inoFor(pid, tid kernel.ThreadID, slot uint64) uint64 {
+	return uint64(pid)<<32 | uint64(tid)<<10 | slot
 }
 
-func (fs *Filesystem) rootLookup(ctx context.Context, name string) (vfs.Inode, error) {
-	pid, err := strconv.Atoi(name)
-	if err != nil || pid <= 0 {
-		return nil, unix.ENOENT
+func inoFD(pid kernel.ThreadID, info bool, fd int32) uint64 {
+	ino := uint64(1)<<62 | uint64(pid)<<32 | uint64(uint32(fd))
+	if info {
+		ino |= 1 << 61
 	}
-	tg := fs.k.ThreadGroupByID(kernel.ThreadID(pid))
-	if tg == nil {
-		// A thread ID is reachable too (as Linux's hidden tid entries).
-		if t := fs.k.TaskByID(kernel.ThreadID(pid)); t != nil {
-			return fs.taskDir(t.ThreadGroup(), t), nil
-		}
-		return nil, unix.ENOENT
+	return ino
+}
+
+// Helpers that make generated entries.
+
+func textFile(ino uint64, mode uint32, gen func(ctx context.Context) (string, error)) func() vfs.Inode {
+	return func() vfs.Inode {
+		return &fileInode{node: node{ino: ino, mode: mode}, read: func(ctx context.Context) ([]byte, error) {
+			s, err := gen(ctx)
+			return []byte(s), err
+		}}
 	}
-	return fs.processDir(tg), nil
+}
+
+func constFile(ino uint64, s string) func() vfs.Inode {
+	return textFile(ino, 0444, func(context.Context) (string, error) { return s, nil })
+}
+
+func symlink(ino uint64, target func(ctx context.Context) (string, error)) func() vfs.Inode {
+	return func() vfs.Inode {
+		return &symlinkInode{node: node{ino: ino, mode: 0777}, target: target}
+	}
+}
+
+func dir(ino uint64, list func(ctx context.Context) []entry) func() vfs.Inode {
+	return func() vfs.Inode { return &dirInode{node: node{ino: ino, mode: 0555}, list: list} }
+}
+
+func fixedEntries(es []entry) func(context.Context) []entry {
+	return func(context.Context) []entry { return es }
 }

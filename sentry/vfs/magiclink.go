@@ -35,11 +35,14 @@ func (r *resolver) jump(ml MagicLink, link VirtualDentry) error {
 	return nil
 }
 
-// DetachedDentry returns a position for ino that no directory lists,
-// named name under parent: what a MagicLink jumps to for a file that has
-// no place in the mount tree (a pipe, a socket, a donated host FD), so
-// that opening it through the link reaches the same object. Path names
-// of the result show it under parent.
-func DetachedDentry(parent VirtualDentry, name string, ino Inode) VirtualDentry {
-	return VirtualDentry{parent.Mount, newDentry(parent.Dentry.fs, parent.Dentry, name, ino)}
+// DetachedDentry returns a position for ino that no directory lists, in
+// place of the magic link at link: what a MagicLink jumps to for a file
+// that has no place in the mount tree (a pipe, a socket, a donated host
+// FD), so that opening it through the link reaches the same object. Path
+// names of the result are the link's. Magic links live in filesystems
+// that never rename them, so link's name and parent are read without
+// renameMu (which the walker calling Jump may hold for writing).
+func DetachedDentry(link VirtualDentry, ino Inode) VirtualDentry {
+	d := link.Dentry
+	return VirtualDentry{link.Mount, newDentry(d.fs, d.parent, d.name, ino)}
 }
