@@ -13,7 +13,7 @@ func cpuid(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 
 // cpuIdent is what cpuinfo shows of the processor's identity.
 type cpuIdent struct {
-	vendor, brand          string
+	vendor, brand           string
 	family, model, stepping uint32
 	physBits, virtBits      uint32
 }
