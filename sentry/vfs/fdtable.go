@@ -118,9 +118,16 @@ func (t *FDTable) NewFDAt(ctx context.Context, fd int32, file *FileDescription, 
 	t.setLocked(fd, file, flags)
 	t.mu.Unlock()
 	if old != nil {
-		old.DecRef(ctx)
+		t.closed(ctx, old)
 	}
 	return nil
+}
+
+// closed drops the table's reference to f, which just left the table,
+// and the process's POSIX locks on its file (close(2) semantics).
+func (t *FDTable) closed(ctx context.Context, f *FileDescription) {
+	f.releasePosixLocks(ctx, t)
+	f.DecRef(ctx)
 }
 
 // Get returns the file at fd with a new reference (the caller DecRefs it)
@@ -148,8 +155,17 @@ func (t *FDTable) SetFlags(fd int32, flags FDFlags) error {
 }
 
 // Remove takes fd out of the table and returns its file, whose table
-// reference passes to the caller (who DecRefs it), or nil.
+// reference passes to the caller (who DecRefs it), or nil. The process's
+// POSIX locks on the file are released, as close(2) does.
 func (t *FDTable) Remove(fd int32) *FileDescription {
+	f := t.remove(fd)
+	if f != nil {
+		f.releasePosixLocks(context.Background(), t)
+	}
+	return f
+}
+
+func (t *FDTable) remove(fd int32) *FileDescription {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if fd < 0 || int(fd) >= len(t.files) || t.files[fd].file == nil {
@@ -185,7 +201,7 @@ func (t *FDTable) RemoveRange(ctx context.Context, first, last uint32, cloexecOn
 	}
 	t.mu.Unlock()
 	for _, f := range closed {
-		f.DecRef(ctx)
+		t.closed(ctx, f)
 	}
 }
 
@@ -205,7 +221,7 @@ func (t *FDTable) CloseOnExec(ctx context.Context) {
 	}
 	t.mu.Unlock()
 	for _, f := range closed {
-		f.DecRef(ctx)
+		t.closed(ctx, f)
 	}
 }
 
@@ -218,7 +234,7 @@ func (t *FDTable) RemoveAll(ctx context.Context) {
 	t.mu.Unlock()
 	for _, e := range files {
 		if e.file != nil {
-			e.file.DecRef(ctx)
+			t.closed(ctx, e.file)
 		}
 	}
 }

@@ -141,6 +141,10 @@ type FileDescription struct {
 	// which drop it when it is released.
 	epollMu  sync.Mutex
 	watchers map[*epollItem]struct{}
+
+	// lkey caches the file's identity for locks (locks.go) once the
+	// description has taken part in locking.
+	lkey atomic.Pointer[any]
 }
 
 // NewFileDescription wraps impl with one reference. flags are the open(2)
@@ -192,6 +196,7 @@ func (fd *FileDescription) DecRef(ctx context.Context) {
 		for it := range ws {
 			it.ep.fileReleased(it)
 		}
+		fd.releaseDescriptionLocks()
 		fd.impl.Release(ctx)
 	case r < 0:
 		panic("vfs: FileDescription.DecRef without a reference")

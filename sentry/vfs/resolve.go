@@ -18,7 +18,20 @@ type PathOperation struct {
 	// FollowFinalSymlink follows a symlink in the last component
 	// (stat(2) as opposed to lstat(2)). A trailing slash always follows.
 	FollowFinalSymlink bool
+	// Resolve holds openat2's RESOLVE_* flags.
+	Resolve uint64
 }
+
+// openat2 resolution flags (include/uapi/linux/openat2.h).
+const (
+	ResolveNoXdev       = 0x01
+	ResolveNoMagicLinks = 0x02
+	ResolveNoSymlinks   = 0x04
+	ResolveBeneath      = 0x08
+	ResolveInRoot       = 0x10
+	ResolveCached       = 0x20
+	ResolveAll          = 0x3f
+)
 
 // resolver is the one path walker. It consumes comps one at a time from
 // cur, splicing in the targets of the symlinks it follows.
@@ -35,6 +48,8 @@ type resolver struct {
 	symlinks  int
 	// jumped is set when a magic link moved cur (see MagicLink).
 	jumped bool
+	// flags are openat2's RESOLVE_* flags.
+	flags uint64
 }
 
 func splitPath(p string) (comps []string, trailingSlash bool, err error) {
@@ -69,14 +84,34 @@ func (vfs *VirtualFilesystem) newResolver(ctx context.Context, pop *PathOperatio
 		cur:       pop.Start,
 		comps:     comps,
 		mustBeDir: slash,
+		flags:     pop.Resolve,
+	}
+	if r.flags&(ResolveBeneath|ResolveInRoot) != 0 {
+		// The starting directory is the root of the walk.
+		r.root = pop.Start
 	}
 	if pop.Path[0] == '/' {
-		r.cur = pop.Root
+		if r.flags&ResolveBeneath != 0 {
+			return nil, unix.EXDEV
+		}
+		// An absolute path may start on another mount than the
+		// directory even under RESOLVE_NO_XDEV.
+		r.cur = r.root
 	}
 	if !r.cur.Ok() || !r.root.Ok() {
 		return nil, unix.ENOENT
 	}
 	return r, nil
+}
+
+// moveTo moves cur to vd, refusing a change of mount under
+// RESOLVE_NO_XDEV.
+func (r *resolver) moveTo(vd VirtualDentry) error {
+	if r.flags&ResolveNoXdev != 0 && vd.Mount != r.cur.Mount {
+		return unix.EXDEV
+	}
+	r.cur = vd
+	return nil
 }
 
 // mayLookup checks that cur is a directory the caller may search.
@@ -95,17 +130,33 @@ func (r *resolver) walkOne(name string) (VirtualDentry, error) {
 	case ".":
 		return r.cur, nil
 	case "..":
-		return r.dotdot(), nil
+		if r.flags&ResolveBeneath != 0 && r.cur == r.root {
+			return VirtualDentry{}, unix.EXDEV
+		}
+		vd := r.dotdot()
+		if r.flags&ResolveNoXdev != 0 && vd.Mount != r.cur.Mount {
+			return VirtualDentry{}, unix.EXDEV
+		}
+		return vd, nil
 	}
 	if r.cur.Dentry.dead {
 		return VirtualDentry{}, unix.ENOENT
 	}
-	child, err := r.vfs.lookupChildLocked(r.ctx, r.cur.Dentry, name)
+	var child *Dentry
+	var err error
+	if r.flags&ResolveCached != 0 {
+		child, err = r.vfs.cachedChildLocked(r.cur.Dentry, name)
+	} else {
+		child, err = r.vfs.lookupChildLocked(r.ctx, r.cur.Dentry, name)
+	}
 	if err != nil {
 		return VirtualDentry{}, err
 	}
 	vd := VirtualDentry{r.cur.Mount, child}
 	if m := r.vfs.mountedAt(vd.Mount, vd.Dentry); m != nil {
+		if r.flags&ResolveNoXdev != 0 {
+			return VirtualDentry{}, unix.EXDEV
+		}
 		vd = m.Root()
 	}
 	return vd, nil
@@ -142,11 +193,25 @@ func (r *resolver) dotdot() VirtualDentry {
 // of the remaining components.
 func (r *resolver) follow(link VirtualDentry) error {
 	r.symlinks++
-	if r.symlinks > MaxSymlinks {
+	if r.symlinks > MaxSymlinks || r.flags&ResolveNoSymlinks != 0 {
 		return unix.ELOOP
 	}
 	if ml, ok := link.Dentry.inode.(MagicLink); ok {
-		return r.jump(ml, link)
+		// openat2's restrictions on magic links, as nd_jump_link.
+		if r.flags&ResolveNoMagicLinks != 0 {
+			return unix.ELOOP
+		}
+		if r.flags&(ResolveBeneath|ResolveInRoot) != 0 {
+			return unix.EXDEV
+		}
+		from := r.cur.Mount
+		if err := r.jump(ml, link); err != nil {
+			return err
+		}
+		if r.flags&ResolveNoXdev != 0 && r.cur.Mount != from {
+			return unix.EXDEV
+		}
+		return nil
 	}
 	target, err := link.Dentry.inode.Readlink(r.ctx)
 	if err != nil {
@@ -164,7 +229,10 @@ func (r *resolver) follow(link VirtualDentry) error {
 	}
 	r.comps = append(comps, r.comps...)
 	if target[0] == '/' {
-		r.cur = r.root
+		if r.flags&ResolveBeneath != 0 {
+			return unix.EXDEV
+		}
+		return r.moveTo(r.root)
 	}
 	return nil
 }

@@ -70,6 +70,10 @@ type Dentry struct {
 	children map[string]*Dentry
 	evicted  map[string]weak.Pointer[Dentry]
 
+	// ino caches the inode number (0 until first needed) for lock and
+	// inotify identities.
+	ino atomic.Uint64
+
 	// evictable is set at creation when the inode is an InodeEvicter.
 	evictable bool
 	// referenced is set by lookup hits and cleared by the evictor.
@@ -442,6 +446,19 @@ func (vfs *VirtualFilesystem) lookupChildLocked(ctx context.Context, d *Dentry, 
 	d.mu.Unlock()
 	d.fs.shrink(ctx)
 	return c, nil
+}
+
+// cachedChildLocked is lookupChildLocked without asking the filesystem
+// (RESOLVE_CACHED): a miss is EAGAIN, telling the caller to retry without
+// the flag. renameMu is held.
+func (vfs *VirtualFilesystem) cachedChildLocked(d *Dentry, name string) (*Dentry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.children[name]; ok {
+		c.referenced.Store(true)
+		return c, nil
+	}
+	return nil, unix.EAGAIN
 }
 
 // insertChildLocked caches a newly created child. renameMu is held for

@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	reg(unix.SYS_FCNTL, Partial, Fcntl, "record locks (F_GETLK/F_SETLK/F_SETLKW, OFD locks) are accepted without locking; F_SETOWN/F_GETOWN/leases/notify unsupported")
+	reg(unix.SYS_FCNTL, Partial, Fcntl, "F_SETOWN/F_GETOWN/leases/F_NOTIFY unsupported")
 }
 
 // Fcntl is fcntl(2).
@@ -54,37 +54,8 @@ func Fcntl(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 		}
 		n, err := p.SetSize(t, int64(args[2].Uint()))
 		return uintptr(n), err
-	case unix.F_GETLK, unix.F_OFD_GETLK:
-		// Nothing is ever locked: report F_UNLCK in l_type.
-		if f.IsPath() {
-			return 0, unix.EBADF
-		}
-		if _, err := t.CopyOutBytes(args[2].Pointer(), []byte{unix.F_UNLCK, 0}); err != nil {
-			return 0, unix.EFAULT
-		}
-		return 0, nil
-	case unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
-		if f.IsPath() {
-			return 0, unix.EBADF
-		}
-		var b [2]byte
-		if _, err := t.CopyInBytes(args[2].Pointer(), b[:]); err != nil {
-			return 0, unix.EFAULT
-		}
-		switch int16(b[0]) | int16(b[1])<<8 {
-		case unix.F_RDLCK:
-			if !f.IsReadable() {
-				return 0, unix.EBADF
-			}
-		case unix.F_WRLCK:
-			if !f.IsWritable() {
-				return 0, unix.EBADF
-			}
-		case unix.F_UNLCK:
-		default:
-			return 0, unix.EINVAL
-		}
-		return 0, nil
+	case unix.F_GETLK, unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_GETLK, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
+		return fcntlLock(t, f, cmd, args[2].Pointer())
 	case unix.F_GETOWN:
 		return 0, nil
 	case unix.F_SETSIG, unix.F_GETSIG:
