@@ -37,6 +37,14 @@ type Args struct {
 	Strace bool
 	// Debug turns on debug logging (to the log the CLI set up).
 	Debug bool
+	// Umask, Rlimits, Caps (nil: root's all, others none) and NoNewPrivs
+	// of the init process.
+	Umask      *uint32
+	Rlimits    []Rlimit
+	Caps       *ProcessCaps
+	NoNewPrivs bool
+	// Container is set for a sandbox made by runsc create (control.go).
+	Container *ContainerArgs
 }
 
 // Mount is one mount of the container.

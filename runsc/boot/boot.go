@@ -30,21 +30,41 @@ var forwardedSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.
 // Run is the sentry: it builds the sandbox's kernel, confines itself with
 // confine once nothing more needs the host's file system, runs the init
 // process to completion and returns its shell-style status (128+N for a
-// death by signal N).
+// death by signal N). With args.Container, it is a container's sandbox:
+// set-up errors go to the ready pipe, the init process runs when a start
+// request arrives on the control socket, and the status is also written
+// to the exit file.
 func Run(args *Args, confine func() error) int {
 	logger := log.New(io.Discard, "", 0)
 	if args.Debug {
 		logger = log.New(os.Stderr, "sentry: ", log.LstdFlags|log.Lmicroseconds)
 	}
-	status, err := run(args, confine, logger)
+	var ready *os.File
+	if c := args.Container; c != nil {
+		ready = os.NewFile(uintptr(c.ReadyFD), "ready")
+	}
+	status, err := run(args, confine, logger, ready)
 	if err != nil {
+		if ready != nil {
+			// runsc create reports it; the sentry's own stderr may be a
+			// log nobody reads.
+			fmt.Fprintf(ready, "%v", err)
+			ready.Close()
+		}
 		fmt.Fprintf(os.Stderr, "veil: %v\n", err)
-		return 128
+		status = 128
+	}
+	if c := args.Container; c != nil && c.ExitFD >= 0 {
+		f := os.NewFile(uintptr(c.ExitFD), "exit")
+		fmt.Fprintf(f, "%d\n", status)
+		f.Close()
 	}
 	return status
 }
 
-func run(args *Args, confine func() error, logger *log.Logger) (int, error) {
+// run returns an error only while the sandbox is being set up; once ready
+// has been closed, failures become the exit status.
+func run(args *Args, confine func() error, logger *log.Logger, ready *os.File) (int, error) {
 	if len(args.Argv) == 0 {
 		return 0, fmt.Errorf("no command to run")
 	}
@@ -80,7 +100,11 @@ func run(args *Args, confine func() error, logger *log.Logger) (int, error) {
 
 	k.SetVFS(v)
 
-	creds := auth.NewUser(auth.KUID(args.UID), auth.KGID(args.GID), toKGIDs(args.ExtraGIDs))
+	creds := processCreds(args.UID, args.GID, args.ExtraGIDs, args.Caps, args.NoNewPrivs)
+	ls, err := processLimits(args.Rlimits)
+	if err != nil {
+		return 0, err
+	}
 	cwd := root
 	if args.Cwd != "" && args.Cwd != "/" {
 		vd, err := v.GetDentryAt(ctx, &vfs.PathOperation{Root: root, Start: root, Path: args.Cwd, FollowFinalSymlink: true})
@@ -93,18 +117,72 @@ func run(args *Args, confine func() error, logger *log.Logger) (int, error) {
 	if err := installStdio(ctx, fdt, args.StdioFDs); err != nil {
 		return 0, err
 	}
-	fs := kernel.NewTaskFS(fdt, vfs.NewFSContext(root, cwd, 0o022))
+	umask := uint32(0o022)
+	if args.Umask != nil {
+		umask = *args.Umask & 0o777
+	}
+	fs := kernel.NewTaskFS(fdt, vfs.NewFSContext(root, cwd, umask))
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, forwardedSignals...)
-	if _, err := k.CreateInit(kernel.InitArgs{
-		Argv:  args.Argv,
-		Envv:  args.Envv,
-		Creds: creds,
-		FS:    fs,
-		Path:  args.Argv[0],
-	}); err != nil {
-		return 0, fmt.Errorf("starting %s: %w", args.Argv[0], err)
+	startInit := func() error {
+		if _, err := k.CreateInit(kernel.InitArgs{
+			Argv:   args.Argv,
+			Envv:   args.Envv,
+			Creds:  creds,
+			FS:     fs,
+			Limits: ls,
+			Path:   args.Argv[0],
+		}); err != nil {
+			return fmt.Errorf("starting %s: %w", args.Argv[0], err)
+		}
+		return nil
 	}
+	if args.Container == nil {
+		if err := startInit(); err != nil {
+			return 0, err
+		}
+		return waitInit(k, sigs), nil
+	}
+
+	// A container: serve the control socket, say we are ready, and wait
+	// for start (or for the end before it).
+	started := make(chan error, 1)
+	srv := &controlServer{
+		k: k, v: v, root: root, logger: logger,
+		beforeStart: make(chan int, 1),
+		start:       startInit,
+		onStarted:   func(err error) { started <- err },
+	}
+	go srv.serve(args.Container.ControlFD)
+	if args.Container.Detach {
+		// The setting is per thread, and set on the first one only.
+		if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_PDEATHSIG, 0, 0, 0, 0); err != nil {
+			return 0, fmt.Errorf("clearing the parent-death signal: %w", err)
+		}
+	}
+	// One zero byte: ready (a crash closes the pipe with nothing).
+	ready.Write([]byte{0})
+	ready.Close()
+	select {
+	case err := <-started:
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "veil: %v\n", err)
+			// As a shell reports a command it could not run.
+			return 127, nil
+		}
+	case sig := <-srv.beforeStart:
+		return 128 + sig, nil
+	case s := <-sigs:
+		return 128 + int(s.(unix.Signal)), nil
+	}
+	status := waitInit(k, sigs)
+	srv.drainWaiters()
+	return status, nil
+}
+
+// waitInit forwards signals the sentry receives to init until the sandbox
+// ends, and returns init's shell-style status.
+func waitInit(k *kernel.Kernel, sigs chan os.Signal) int {
 	for {
 		select {
 		case s := <-sigs:
@@ -113,7 +191,7 @@ func run(args *Args, confine func() error, logger *log.Logger) (int, error) {
 			}
 		case <-k.Done():
 			st := k.Wait()
-			return st.ShellStatus(), nil
+			return st.ShellStatus()
 		}
 	}
 }

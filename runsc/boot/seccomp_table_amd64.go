@@ -94,4 +94,5 @@ var SentryAllowlist = []SyscallRule{
 	{NR: unix.SYS_SENDTO, Name: "sendto"},
 	{NR: unix.SYS_SHUTDOWN, Name: "shutdown"},
 	{NR: unix.SYS_GETSOCKOPT, Name: "getsockopt"},
+	{NR: unix.SYS_ACCEPT4, Name: "accept4"}, // the control socket runsc create made
 }

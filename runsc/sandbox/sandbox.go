@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -77,14 +78,48 @@ type Options struct {
 	Stdio [3]*os.File
 	// ID names the sandbox in log file names ("" for runsc do).
 	ID string
+	// Container, when set, starts the sandbox of a container (runsc
+	// create): see ContainerOptions.
+	Container *ContainerOptions
+}
+
+// ContainerOptions are the parts of a container's sandbox that runsc do
+// does without.
+type ContainerOptions struct {
+	// ControlFD is the listening control socket; the sentry gets a copy.
+	ControlFD int
+	// ExitFile receives the exit status from the sentry (may be nil).
+	ExitFile *os.File
+	// Detach: the caller exits once the sandbox is ready, leaving it
+	// running (runsc create). The sentry then outlives its parent (it
+	// clears its parent-death signal when ready) and the gofer never had
+	// one: it ends when the sentry's end of its sockets closes.
+	Detach bool
+	// NetNS, when set, is a network namespace (a path) the sentry joins
+	// instead of getting a new one.
+	NetNS string
+	// OnStart is called with each child's PID as soon as it is started
+	// ("gofer", "sentry"), so that a caller killed half-way has recorded
+	// what to clean up.
+	OnStart func(component string, pid int) error
+	// Log is the stderr of the children (nil: /dev/null), unless
+	// --debug-log names a directory.
+	Log *os.File
 }
 
 // Sandbox is a started sandbox. Its methods are safe for one goroutine.
 type Sandbox struct {
 	conf  *config.Config
+	ctr   *ContainerOptions
 	gofer *exec.Cmd
 	boot  *exec.Cmd
+	// ready is the read end of the sentry's ready pipe (containers).
+	ready *os.File
 }
+
+// BootPID and GoferPID are the host PIDs of the sentry and the gofer.
+func (s *Sandbox) BootPID() int  { return s.boot.Process.Pid }
+func (s *Sandbox) GoferPID() int { return s.gofer.Process.Pid }
 
 // executable is what runsc re-executes as gofer and sentry. Tests point it
 // at a test binary.
@@ -92,7 +127,7 @@ var executable = "/proc/self/exe"
 
 // Start starts the gofer and the sentry. On error nothing is left running.
 func Start(conf *config.Config, opts *Options) (_ *Sandbox, err error) {
-	s := &Sandbox{conf: conf}
+	s := &Sandbox{conf: conf, ctr: opts.Container}
 	defer func() {
 		if err != nil {
 			s.kill()
@@ -142,11 +177,57 @@ func Start(conf *config.Config, opts *Options) (_ *Sandbox, err error) {
 		files = append(files, f)
 	}
 	files = append(files, sentryEnds...)
+	if c := opts.Container; c != nil {
+		rd, wr, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("starting sentry: %w", err)
+		}
+		s.ready = rd
+		defer wr.Close()
+		ctl := os.NewFile(uintptr(c.ControlFD), "control")
+		ca := &boot.ContainerArgs{ControlFD: bootStdioFD + 3 + len(sentryEnds), ReadyFD: bootStdioFD + 4 + len(sentryEnds), ExitFD: -1, Detach: c.Detach}
+		files = append(files, ctl, wr)
+		if c.ExitFile != nil {
+			ca.ExitFD = bootStdioFD + 5 + len(sentryEnds)
+			files = append(files, c.ExitFile)
+		}
+		args.Container = ca
+	}
 	if err := s.startBoot(&args, files); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// WaitReady waits until the sentry of a container reports that it is
+// ready to start, or why it failed.
+func (s *Sandbox) WaitReady() error {
+	msg, err := io.ReadAll(s.ready)
+	s.ready.Close()
+	if err != nil {
+		return fmt.Errorf("waiting for the sandbox: %w", err)
+	}
+	if len(msg) == 1 && msg[0] == 0 {
+		return nil
+	}
+	if len(msg) > 0 {
+		return errors.New(string(msg))
+	}
+	// The sentry died before saying anything.
+	_ = s.boot.Wait()
+	return fmt.Errorf("the sandbox exited during set-up (status %d); see --debug-log", ExitStatus(s.boot.ProcessState.Sys().(syscall.WaitStatus)))
+}
+
+// Release forgets the children without waiting for them (runsc create
+// exits leaving them running; whoever inherits them reaps them).
+func (s *Sandbox) Release() {
+	_ = s.boot.Process.Release()
+	_ = s.gofer.Process.Release()
+}
+
+// Kill ends the sandbox: what Start left running after an error of the
+// caller's.
+func (s *Sandbox) Kill() { s.kill() }
 
 // childFlags are the global flags passed on to a re-executed runsc. The
 // children log to their stderr, not to runsc's --log, and log debug output
@@ -165,6 +246,13 @@ func (s *Sandbox) childFlags() []string {
 // stderr.
 func (s *Sandbox) logFile(component string) (*os.File, error) {
 	if s.conf.DebugLogDir == "" {
+		if s.ctr != nil {
+			// A container's stderr belongs to the container.
+			if s.ctr.Log != nil {
+				return s.ctr.Log, nil
+			}
+			return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		}
 		return os.Stderr, nil
 	}
 	if err := os.MkdirAll(s.conf.DebugLogDir, 0o755); err != nil {
@@ -181,7 +269,10 @@ func (s *Sandbox) logFile(component string) (*os.File, error) {
 // nameLog gives a started child's log its final name: one file per
 // component and PID.
 func (s *Sandbox) nameLog(f *os.File, component string, pid int) {
-	if f == os.Stderr {
+	if s.conf.DebugLogDir == "" {
+		if f != os.Stderr && (s.ctr == nil || f != s.ctr.Log) {
+			f.Close()
+		}
 		return
 	}
 	final := filepath.Join(s.conf.DebugLogDir, fmt.Sprintf("runsc.%s.%d.log", component, pid))
@@ -214,16 +305,20 @@ func (s *Sandbox) startGofer(ga *GoferArgs, socks []*os.File) error {
 		Setsid:     true,
 		Pdeathsig:  syscall.SIGKILL,
 	}
+	if s.ctr != nil && s.ctr.Detach {
+		cmd.SysProcAttr.Pdeathsig = 0
+	}
 	if err := cmd.Start(); err != nil {
 		wr.Close()
-		if logf != os.Stderr {
-			os.Remove(logf.Name())
-			logf.Close()
-		}
+		s.dropLog(logf)
 		return startError("gofer", err)
 	}
 	s.gofer = cmd
 	s.nameLog(logf, "gofer", cmd.Process.Pid)
+	if err := s.onStart("gofer", cmd.Process.Pid); err != nil {
+		wr.Close()
+		return err
+	}
 	return sendJSON(wr, ga, "gofer")
 }
 
@@ -253,17 +348,75 @@ func (s *Sandbox) startBoot(args *boot.Args, files []*os.File) error {
 		Setsid:    true,
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
+	if err := s.startInNetNS(cmd); err != nil {
 		wr.Close()
-		if logf != os.Stderr {
-			os.Remove(logf.Name())
-			logf.Close()
-		}
+		s.dropLog(logf)
 		return startError("sentry", err)
 	}
 	s.boot = cmd
 	s.nameLog(logf, "boot", cmd.Process.Pid)
+	if err := s.onStart("sentry", cmd.Process.Pid); err != nil {
+		wr.Close()
+		return err
+	}
 	return sendJSON(wr, args, "sentry")
+}
+
+func (s *Sandbox) onStart(component string, pid int) error {
+	if s.ctr == nil || s.ctr.OnStart == nil {
+		return nil
+	}
+	return s.ctr.OnStart(component, pid)
+}
+
+// dropLog removes the log of a child that did not start.
+func (s *Sandbox) dropLog(f *os.File) {
+	if f == os.Stderr || (s.ctr != nil && f == s.ctr.Log) {
+		return
+	}
+	if s.conf.DebugLogDir != "" {
+		os.Remove(f.Name())
+	}
+	f.Close()
+}
+
+// startInNetNS starts cmd, in the network namespace s.ctr.NetNS if one is
+// set: the calling thread joins it for the fork (a child inherits its
+// creator thread's namespaces) and returns to its own at once.
+func (s *Sandbox) startInNetNS(cmd *exec.Cmd) error {
+	if s.ctr == nil || s.ctr.NetNS == "" {
+		return cmd.Start()
+	}
+	cmd.SysProcAttr.Cloneflags &^= syscall.CLONE_NEWNET
+	target, err := os.Open(s.ctr.NetNS)
+	if err != nil {
+		return fmt.Errorf("linux.namespaces: network namespace %s: %w", s.ctr.NetNS, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return err
+	}
+	defer self.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("linux.namespaces: joining network namespace %s: %w", s.ctr.NetNS, err)
+	}
+	startErr := cmd.Start()
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		// This thread must not go back to the scheduler in the wrong
+		// namespace; it ends with the goroutine (LockOSThread without
+		// Unlock), which would also fire the sentry's parent-death
+		// signal, so the sandbox is abandoned.
+		runtime.LockOSThread()
+		if startErr == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		return fmt.Errorf("returning to the host network namespace: %w", err)
+	}
+	return startErr
 }
 
 // childEnv is the environment of the gofer and the sentry: runsc's own

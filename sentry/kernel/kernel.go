@@ -69,6 +69,9 @@ type Kernel struct {
 	hostnameMu sync.Mutex
 
 	totalMemory uint64
+
+	// ctl is the control server's state (control.go), under mu.
+	ctl controlState
 }
 
 // New returns a kernel with no tasks.

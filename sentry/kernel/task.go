@@ -320,7 +320,7 @@ func (t *Task) interrupt() {
 func (t *Task) interrupted() bool {
 	t.k.mu.Lock()
 	defer t.k.mu.Unlock()
-	return t.exiting || t.tg.exiting || t.tg.stopping || t.hasDeliverableSignalLocked()
+	return t.exiting || t.tg.exiting || t.tg.stopping || t.k.ctl.frozen || t.hasDeliverableSignalLocked()
 }
 
 // Start begins running a task that newTask created.

@@ -209,6 +209,9 @@ func (t *Task) checkStopAndExit() bool {
 			t.exiting = true
 			continue
 		}
+		if t.parkIfFrozenLocked() {
+			continue
+		}
 		if !t.tg.stopping {
 			t.k.mu.Unlock()
 			return false
@@ -401,6 +404,7 @@ func (tg *ThreadGroup) groupExitLocked() {
 		}
 	}
 	tg.zombie = true
+	k.notifyExitLocked(tg)
 	p := tg.parent
 	if p == nil {
 		if tg != k.initTG {
