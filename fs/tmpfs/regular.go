@@ -74,6 +74,13 @@ func (r *regular) unlinked() {
 	}
 }
 
+// relinked is called when a file with no links (O_TMPFILE) gets one.
+func (r *regular) relinked() {
+	r.dataMu.Lock()
+	r.unlinkd = false
+	r.dataMu.Unlock()
+}
+
 func (r *regular) freeAll() {
 	r.dataMu.Lock()
 	pages := r.pages

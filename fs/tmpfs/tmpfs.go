@@ -118,6 +118,9 @@ type inode struct {
 	target string
 	// Regular files.
 	reg *regular
+	// tmpfile is set on an O_TMPFILE file until it is first linked:
+	// Link accepts it with no links.
+	tmpfile bool
 }
 
 func (fs *Filesystem) newInode(opts vfs.CreateOptions) *inode {
@@ -326,17 +329,38 @@ func (i *inode) Link(ctx context.Context, name string, target vfs.Inode) error {
 	if _, ok := i.children[name]; ok {
 		return unix.EEXIST
 	}
-	if t.nlink == 0 {
+	if t.nlink == 0 && !t.tmpfile {
 		return unix.ENOENT
 	}
 	if t.nlink >= 65000 {
 		return unix.EMLINK
 	}
 	now := vfs.Now()
+	if t.nlink == 0 && t.reg != nil {
+		t.reg.relinked()
+	}
+	t.tmpfile = false
 	t.nlink++
 	t.ctime = now
 	i.addChildLocked(name, t, now)
 	return nil
+}
+
+// CreateTmpfile makes an unnamed regular file (O_TMPFILE).
+func (i *inode) CreateTmpfile(ctx context.Context, opts vfs.CreateOptions) (vfs.Inode, error) {
+	i.fs.mu.Lock()
+	if !i.isDir() || i.nlink == 0 {
+		i.fs.mu.Unlock()
+		return nil, unix.ENOENT
+	}
+	opts.Mode = unix.S_IFREG | opts.Mode&07777
+	c := i.fs.newInode(opts)
+	c.nlink = 0
+	c.tmpfile = true
+	i.fs.mu.Unlock()
+	// No link: the data goes with the last open description.
+	c.reg.unlinked()
+	return c, nil
 }
 
 // dropLinkLocked removes one link of c, freeing its data with the last.

@@ -71,6 +71,9 @@ func (vfs *VirtualFilesystem) isMountpoint(d *Dentry) bool {
 // OpenAt is open(2)/openat(2).
 func (vfs *VirtualFilesystem) OpenAt(ctx context.Context, pop *PathOperation, opts OpenOptions) (*FileDescription, error) {
 	flags := opts.Flags
+	if flags&OTmpfileBit != 0 {
+		return vfs.openTmpfile(ctx, pop, opts)
+	}
 	// Linux 6.4 and later refuse the meaningless O_CREAT|O_DIRECTORY.
 	if flags&(unix.O_CREAT|unix.O_DIRECTORY) == unix.O_CREAT|unix.O_DIRECTORY {
 		return nil, unix.EINVAL
@@ -369,11 +372,23 @@ func (vfs *VirtualFilesystem) LinkDentryAt(ctx context.Context, old VirtualDentr
 			return unix.EXDEV
 		}
 		if old.Dentry.dead {
-			return unix.ENOENT
+			// Linked elsewhere, or an O_TMPFILE file made without
+			// O_EXCL: either may get a name.
+			st, err := old.Dentry.inode.Stat(ctx)
+			if err != nil {
+				return err
+			}
+			if st.Nlink == 0 && !old.Dentry.linkable {
+				return unix.ENOENT
+			}
+		}
+		if err := mayLink(ctx, old.Dentry.inode); err != nil {
+			return err
 		}
 		if err := parent.Dentry.inode.Link(ctx, name, old.Dentry.inode); err != nil {
 			return err
 		}
+		old.Dentry.linkable = false
 		insertChildLocked(ctx, parent.Dentry, name, old.Dentry.inode)
 		return nil
 	})

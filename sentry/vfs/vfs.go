@@ -55,6 +55,10 @@ type Dentry struct {
 	name   string
 	// dead is set (under renameMu) when the file is unlinked.
 	dead bool
+	// linkable marks the dentry of an O_TMPFILE file opened without
+	// O_EXCL, which linkat may give a name although it has no link
+	// (protected by renameMu).
+	linkable bool
 	// mounts counts mounts whose mount point this dentry is
 	// (protected by VirtualFilesystem.mountMu).
 	mounts int

@@ -66,35 +66,10 @@ func init() {
 	reg(unix.SYS_FSTATFS, Full, Fstatfs)
 }
 
-// openFlagsKnown are the open(2) flags Linux accepts (others are ignored,
-// as Linux does, except that O_TMPFILE is refused below).
-const openFlagsKnown = unix.O_ACCMODE | unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY | unix.O_TRUNC |
-	unix.O_APPEND | unix.O_NONBLOCK | unix.O_DSYNC | unix.O_ASYNC | unix.O_DIRECT | unix.O_LARGEFILE |
-	unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC | unix.O_SYNC | unix.O_PATH
-
+// openat is open(2) and openat(2): unknown flags are ignored, as Linux
+// does for these two.
 func openat(t *kernel.Task, dirfd int32, pathAddr hostarch.Addr, flags uint32, mode uint32) (uintptr, error) {
-	if flags&unix.O_TMPFILE == unix.O_TMPFILE {
-		return 0, unix.EOPNOTSUPP
-	}
-	flags &= openFlagsKnown
-	if flags&unix.O_ACCMODE == unix.O_ACCMODE && flags&unix.O_PATH == 0 {
-		return 0, unix.EINVAL
-	}
-	pop, done, err := pathArg(t, dirfd, pathAddr, flags&unix.O_NOFOLLOW == 0)
-	if err != nil {
-		return 0, err
-	}
-	defer done()
-	if flags&unix.O_CREAT != 0 {
-		mode = mode &^ t.FSContext().Umask()
-	}
-	file, err := t.Kernel().VFS().OpenAt(t, pop, vfs.OpenOptions{Flags: flags, Mode: mode & 07777})
-	if err != nil {
-		return 0, err
-	}
-	defer file.DecRef(t)
-	fd, err := t.FDTable().NewFD(0, file, vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0}, t.FileLimit())
-	return uintptr(fd), err
+	return doOpen(t, dirfd, pathAddr, flags&validOpenFlags, mode, 0)
 }
 
 // Open is open(2).

@@ -41,11 +41,18 @@ func copyInPath(t *kernel.Task, addr hostarch.Addr) (string, error) {
 
 // pathOp builds the PathOperation for path relative to dirfd.
 func pathOp(t *kernel.Task, dirfd int32, path string, follow bool) (*vfs.PathOperation, func(), error) {
+	return pathOpFrom(t, dirfd, path, follow, false)
+}
+
+// pathOpFrom is pathOp; with scoped set, Start is dirfd's directory even
+// for an absolute path (openat2's RESOLVE_BENEATH and RESOLVE_IN_ROOT
+// resolve "/" from there).
+func pathOpFrom(t *kernel.Task, dirfd int32, path string, follow, scoped bool) (*vfs.PathOperation, func(), error) {
 	fsc := t.FSContext()
 	pop := &vfs.PathOperation{Root: fsc.Root(), Path: path, FollowFinalSymlink: follow}
 	done := func() {}
 	switch {
-	case len(path) > 0 && path[0] == '/':
+	case len(path) > 0 && path[0] == '/' && !scoped:
 		pop.Start = pop.Root
 	case dirfd == unix.AT_FDCWD:
 		pop.Start = fsc.WorkingDirectory()
