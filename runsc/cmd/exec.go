@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/subcommands"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -307,6 +308,7 @@ func (w *ExecWait) Execute(_ context.Context, f *flag.FlagSet, args ...any) subc
 		sig := st.Signal()
 		signal.Reset(sig)
 		_ = unix.Kill(os.Getpid(), sig)
+		time.Sleep(time.Second) // delivery is asynchronous
 		return subcommands.ExitStatus(128 + int(sig))
 	}
 	return subcommands.ExitStatus(st.ExitStatus())

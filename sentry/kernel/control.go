@@ -194,6 +194,8 @@ func (t *Task) parkIfFrozenLocked() bool {
 	}
 	k.mu.Lock()
 	k.ctl.parked--
+	// Time frozen is nobody's CPU time.
+	t.mark = time.Now()
 	return true
 }
 
