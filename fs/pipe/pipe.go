@@ -11,12 +11,14 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/hostarch"
 	"github.com/veil-sandbox/veil/sentry/kernel/auth"
+	"github.com/veil-sandbox/veil/sentry/linuxerr"
 	"github.com/veil-sandbox/veil/sentry/usermem"
 	"github.com/veil-sandbox/veil/sentry/vfs"
 	"github.com/veil-sandbox/veil/sentry/waiter"
@@ -48,6 +50,9 @@ type Pipe struct {
 	max     int
 	readers int
 	writers int
+	// rOpens and wOpens count every open of a read or write end, so a
+	// FIFO open waiting for the other side sees one that came and went.
+	rOpens, wOpens uint64
 }
 
 // New returns a pipe with no ends open.
@@ -82,13 +87,73 @@ func (p *Pipe) OpenImpl(flags uint32) vfs.FileDescriptionImpl {
 	p.mu.Lock()
 	if fd.reader {
 		p.readers++
+		p.rOpens++
 	}
 	if fd.writer {
 		p.writers++
+		p.wOpens++
 	}
 	p.mu.Unlock()
 	p.q.Notify(waiter.EventIn | waiter.EventOut)
 	return fd
+}
+
+// OpenFIFO opens an end of p as a named pipe, with open(2)'s rules: a
+// read-only open waits for a writer unless O_NONBLOCK; a write-only open
+// waits for a reader, or fails with ENXIO under O_NONBLOCK; O_RDWR never
+// waits. ctx must be a vfs.Blocker (the task) for the waits, which a
+// signal interrupts (ERESTARTSYS). fstat of the end reports ino's
+// attributes.
+func (p *Pipe) OpenFIFO(ctx context.Context, ino vfs.Inode, flags uint32) (vfs.FileDescriptionImpl, error) {
+	nonblock := flags&unix.O_NONBLOCK != 0
+	acc := flags & unix.O_ACCMODE
+	if acc == unix.O_WRONLY && nonblock {
+		p.mu.Lock()
+		r := p.readers
+		p.mu.Unlock()
+		if r == 0 {
+			return nil, unix.ENXIO
+		}
+	}
+	impl := p.OpenImpl(flags)
+	impl.(*pipeFD).inode = ino
+	if acc == unix.O_RDWR || (acc == unix.O_RDONLY && nonblock) {
+		return impl, nil
+	}
+	// Wait until the other side has been opened at least once since.
+	p.mu.Lock()
+	other := func() uint64 {
+		if acc == unix.O_RDONLY {
+			return p.wOpens
+		}
+		return p.rOpens
+	}
+	start := other()
+	present := (acc == unix.O_RDONLY && p.writers > 0) || (acc == unix.O_WRONLY && p.readers > 0)
+	p.mu.Unlock()
+	if present {
+		return impl, nil
+	}
+	b, ok := ctx.(vfs.Blocker)
+	if !ok {
+		impl.Release(ctx)
+		return nil, unix.EAGAIN
+	}
+	e, ch := waiter.NewChannelEntry(waiter.EventIn | waiter.EventOut)
+	p.q.EventRegister(e)
+	defer p.q.EventUnregister(e)
+	for {
+		p.mu.Lock()
+		moved := other() != start
+		p.mu.Unlock()
+		if moved {
+			return impl, nil
+		}
+		if err := b.Block(ch, time.Time{}); err != nil {
+			impl.Release(ctx)
+			return nil, linuxerr.ERESTARTSYS
+		}
+	}
 }
 
 // Size returns the capacity (F_GETPIPE_SZ).
@@ -127,6 +192,8 @@ type pipeFD struct {
 	vfs.DefaultStream
 	p              *Pipe
 	reader, writer bool
+	// inode is the FIFO's inode for a named pipe (nil for pipe(2)).
+	inode vfs.Inode
 }
 
 // Pipe returns the pipe behind fd, or nil.
@@ -239,7 +306,10 @@ func (fd *pipeFD) Readiness(mask waiter.EventMask) waiter.EventMask {
 func (fd *pipeFD) EventRegister(e *waiter.Entry) error { fd.p.q.EventRegister(e); return nil }
 func (fd *pipeFD) EventUnregister(e *waiter.Entry)     { fd.p.q.EventUnregister(e) }
 
-func (fd *pipeFD) Stat(context.Context) (vfs.Statx, error) {
+func (fd *pipeFD) Stat(ctx context.Context) (vfs.Statx, error) {
+	if fd.inode != nil {
+		return fd.inode.Stat(ctx)
+	}
 	now := vfs.Now()
 	return vfs.Statx{
 		Mask: unix.STATX_BASIC_STATS, Blksize: hostarch.PageSize, Nlink: 1,

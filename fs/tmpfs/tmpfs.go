@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/veil-sandbox/veil/fs/pipe"
 	"github.com/veil-sandbox/veil/sentry/kernel/auth"
 	"github.com/veil-sandbox/veil/sentry/vfs"
 )
@@ -32,8 +33,8 @@ type MemoryFile interface {
 	MapInternal(off, length uint64) ([]byte, error)
 }
 
-// FifoOpener makes the open file of a named pipe; fs/pipe supplies it
-// (tmpfs cannot import it without a cycle through the VFS wiring).
+// FifoOpener makes the open file of a named pipe, replacing tmpfs's own
+// (an fs/pipe pipe per FIFO).
 type FifoOpener func(ctx context.Context, ino vfs.Inode, flags uint32) (vfs.FileDescriptionImpl, error)
 
 // DeviceOpener opens a character device node by its rdev (fs/dev).
@@ -47,7 +48,8 @@ type Options struct {
 	GID  auth.KGID
 	// MaxBytes bounds the data held (ENOSPC beyond); 0 means 1 GiB.
 	MaxBytes uint64
-	// OpenFIFO and OpenDevice open FIFOs and device nodes; nil gives ENXIO.
+	// OpenFIFO overrides how FIFOs open; OpenDevice opens device nodes
+	// (nil gives ENXIO).
 	OpenFIFO   FifoOpener
 	OpenDevice DeviceOpener
 }
@@ -118,6 +120,8 @@ type inode struct {
 	target string
 	// Regular files.
 	reg *regular
+	// FIFOs: the pipe every open of the FIFO shares.
+	fifo *pipe.Pipe
 	// tmpfile is set on an O_TMPFILE file until it is first linked:
 	// Link accepts it with no links.
 	tmpfile bool
@@ -135,6 +139,8 @@ func (fs *Filesystem) newInode(opts vfs.CreateOptions) *inode {
 		i.nlink = 2
 	case unix.S_IFREG:
 		i.reg = &regular{inode: i, pages: make(map[uint64]uint64)}
+	case unix.S_IFIFO:
+		i.fifo = pipe.New()
 	}
 	return i
 }
@@ -257,6 +263,7 @@ func (i *inode) Open(ctx context.Context, flags uint32) (vfs.FileDescriptionImpl
 		if i.fs.opts.OpenFIFO != nil {
 			return i.fs.opts.OpenFIFO(ctx, i, flags)
 		}
+		return i.fifo.OpenFIFO(ctx, i, flags)
 	case unix.S_IFCHR:
 		if i.fs.opts.OpenDevice != nil {
 			return i.fs.opts.OpenDevice(ctx, i.rdev, flags)
@@ -471,5 +478,35 @@ func (i *inode) Rename(ctx context.Context, oldName string, child vfs.Inode, new
 	if free {
 		r.reg.unlinked()
 	}
+	return nil
+}
+
+// Exchange swaps two entries (RENAME_EXCHANGE).
+func (i *inode) Exchange(ctx context.Context, oldName string, child vfs.Inode, newParent vfs.Inode, newName string, other vfs.Inode) error {
+	np, ok := newParent.(*inode)
+	if !ok || np.fs != i.fs {
+		return unix.EXDEV
+	}
+	i.fs.mu.Lock()
+	defer i.fs.mu.Unlock()
+	a, b := i.children[oldName], np.children[newName]
+	if a == nil || b == nil || vfs.Inode(a) != child || vfs.Inode(b) != other {
+		return unix.ENOENT
+	}
+	i.children[oldName], np.children[newName] = b, a
+	if i != np && a.isDir() != b.isDir() {
+		// A directory changing parents moves its ".." link.
+		if a.isDir() {
+			i.nlink--
+			np.nlink++
+		} else {
+			np.nlink--
+			i.nlink++
+		}
+	}
+	now := vfs.Now()
+	i.mtime, i.ctime = now, now
+	np.mtime, np.ctime = now, now
+	a.ctime, b.ctime = now, now
 	return nil
 }

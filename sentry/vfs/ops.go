@@ -478,12 +478,24 @@ func isAncestor(a, d *Dentry) bool {
 	return false
 }
 
-// RenameAt is renameat2(2) with flags 0 or RENAME_NOREPLACE
-// (RENAME_EXCHANGE and RENAME_WHITEOUT give EINVAL).
+// InodeExchanger is implemented by directories of filesystems that
+// support RENAME_EXCHANGE.
+type InodeExchanger interface {
+	// Exchange atomically swaps child, called oldName in this directory,
+	// with other, called newName in newParent (same filesystem). The VFS
+	// has made the permission and ancestry checks.
+	Exchange(ctx context.Context, oldName string, child Inode, newParent Inode, newName string, other Inode) error
+}
+
+// RenameAt is renameat2(2) with flags 0, RENAME_NOREPLACE or
+// RENAME_EXCHANGE (RENAME_WHITEOUT gives EINVAL: no filesystem here
+// makes whiteouts on request).
 func (vfs *VirtualFilesystem) RenameAt(ctx context.Context, oldpop, newpop *PathOperation, flags uint32) error {
-	if flags&^unix.RENAME_NOREPLACE != 0 {
+	if flags&^(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE) != 0 ||
+		flags == unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE {
 		return unix.EINVAL
 	}
+	exchange := flags&unix.RENAME_EXCHANGE != 0
 	vfs.renameMu.Lock()
 	defer vfs.renameMu.Unlock()
 	or, err := vfs.newResolver(ctx, oldpop)
@@ -529,17 +541,23 @@ func (vfs *VirtualFilesystem) RenameAt(ctx context.Context, oldpop, newpop *Path
 		return err
 	}
 	srcDir := src.isDir()
-	if !srcDir && (or.mustBeDir || nr.mustBeDir) {
-		return unix.ENOTDIR
-	}
 	dst, err := vfs.lookupChildLocked(ctx, newParent.Dentry, newName)
 	switch {
 	case err == unix.ENOENT:
+		if exchange {
+			return unix.ENOENT
+		}
 		dst = nil
 	case err != nil:
 		return err
 	case flags&unix.RENAME_NOREPLACE != 0:
 		return unix.EEXIST
+	}
+	if exchange {
+		return vfs.exchangeLocked(ctx, or, nr, src, dst)
+	}
+	if !srcDir && (or.mustBeDir || nr.mustBeDir) {
+		return unix.ENOTDIR
 	}
 	// A directory may not move below itself; nor may the target be an
 	// ancestor of the source (it would not be empty).
@@ -581,19 +599,87 @@ func (vfs *VirtualFilesystem) RenameAt(ctx context.Context, oldpop, newpop *Path
 	if dst != nil {
 		removeChildLocked(ctx, newParent.Dentry, dst)
 	}
-	oldParent.Dentry.mu.Lock()
-	if oldParent.Dentry.children[oldName] == src {
-		delete(oldParent.Dentry.children, oldName)
+	moveDentryLocked(src, newParent.Dentry, newName)
+	return nil
+}
+
+// moveDentryLocked gives d the name newName in newParent's cache.
+// renameMu is held for writing.
+func moveDentryLocked(d, newParent *Dentry, newName string) {
+	old := d.parent
+	old.mu.Lock()
+	if old.children[d.name] == d {
+		delete(old.children, d.name)
 	}
-	delete(oldParent.Dentry.evicted, oldName)
-	if len(oldParent.Dentry.children) == 0 {
-		oldParent.Dentry.fs.lruAdd(oldParent.Dentry)
+	delete(old.evicted, d.name)
+	if len(old.children) == 0 {
+		old.fs.lruAdd(old)
 	}
-	oldParent.Dentry.mu.Unlock()
-	src.parent, src.name = newParent.Dentry, newName
-	newParent.Dentry.mu.Lock()
-	newParent.Dentry.addChildLocked(src)
-	newParent.Dentry.mu.Unlock()
+	old.mu.Unlock()
+	d.parent, d.name = newParent, newName
+	newParent.mu.Lock()
+	newParent.addChildLocked(d)
+	newParent.mu.Unlock()
+}
+
+// exchangeLocked is RENAME_EXCHANGE of src (the last component of or)
+// and dst (of nr), with Linux's checks. renameMu is held for writing.
+func (vfs *VirtualFilesystem) exchangeLocked(ctx context.Context, or, nr *resolver, src, dst *Dentry) error {
+	oldParent, newParent := or.cur, nr.cur
+	srcDir, dstDir := src.isDir(), dst.isDir()
+	if (or.mustBeDir && !srcDir) || (nr.mustBeDir && !dstDir) {
+		return unix.ENOTDIR
+	}
+	// Neither may be an ancestor of the other's new place.
+	if isAncestor(src, newParent.Dentry) || isAncestor(dst, oldParent.Dentry) {
+		return unix.EINVAL
+	}
+	creds := or.creds
+	if err := mayDelete(creds, oldParent, src, srcDir); err != nil {
+		return err
+	}
+	if err := mayDelete(creds, newParent, dst, dstDir); err != nil {
+		return err
+	}
+	if src.inode == dst.inode {
+		return nil
+	}
+	if oldParent.Dentry != newParent.Dentry {
+		for _, d := range []*Dentry{src, dst} {
+			if d.isDir() {
+				if err := GenericCheckPermissions(creds, MayWrite, d.inode.Perms()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if vfs.isMountpoint(src) || vfs.isMountpoint(dst) {
+		return unix.EBUSY
+	}
+	ex, ok := oldParent.Dentry.inode.(InodeExchanger)
+	if !ok {
+		return unix.EINVAL
+	}
+	oldName, newName := src.name, dst.name
+	if err := ex.Exchange(ctx, oldName, src.inode, newParent.Dentry.inode, newName, dst.inode); err != nil {
+		return err
+	}
+	// Swap the two in the cache: take both out, then put each back.
+	for _, d := range []*Dentry{src, dst} {
+		p := d.parent
+		p.mu.Lock()
+		if p.children[d.name] == d {
+			delete(p.children, d.name)
+		}
+		delete(p.evicted, d.name)
+		p.mu.Unlock()
+	}
+	src.parent, src.name, dst.parent, dst.name = newParent.Dentry, newName, oldParent.Dentry, oldName
+	for _, d := range []*Dentry{src, dst} {
+		d.parent.mu.Lock()
+		d.parent.addChildLocked(d)
+		d.parent.mu.Unlock()
+	}
 	return nil
 }
 

@@ -30,7 +30,7 @@ func init() {
 	reg(unix.SYS_RMDIR, Full, Rmdir)
 	reg(unix.SYS_RENAME, Full, Rename)
 	reg(unix.SYS_RENAMEAT, Full, Renameat)
-	reg(unix.SYS_RENAMEAT2, Partial, Renameat2, "RENAME_EXCHANGE and RENAME_WHITEOUT give EINVAL")
+	reg(unix.SYS_RENAMEAT2, Partial, Renameat2, "RENAME_WHITEOUT gives EINVAL; RENAME_EXCHANGE where the filesystem supports it (tmpfs)")
 	reg(unix.SYS_SYMLINK, Full, Symlink)
 	reg(unix.SYS_SYMLINKAT, Full, Symlinkat)
 	reg(unix.SYS_LINK, Full, Link)
@@ -253,7 +253,7 @@ func Renameat(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 func Renameat2(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	flags := args[4].Uint()
 	if flags&^(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE|unix.RENAME_WHITEOUT) != 0 ||
-		flags&unix.RENAME_NOREPLACE != 0 && flags&unix.RENAME_EXCHANGE != 0 {
+		flags&unix.RENAME_EXCHANGE != 0 && flags&(unix.RENAME_NOREPLACE|unix.RENAME_WHITEOUT) != 0 {
 		return 0, unix.EINVAL
 	}
 	return renameat(t, args[0].Int(), args[1].Pointer(), args[2].Int(), args[3].Pointer(), flags)
