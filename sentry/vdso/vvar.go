@@ -147,6 +147,33 @@ func (v *VVar) Load() Params {
 	}
 }
 
+// ReadMonotonic reads CLOCK_MONOTONIC from the page exactly as the vDSO
+// does (the TSC read inside the read section); ok is false when the page
+// leaves the clock to the syscall.
+func (v *VVar) ReadMonotonic() (mono uint64, ok bool) {
+	d := v.d
+	for {
+		s := atomic.LoadUint32(&d.seq)
+		if s&1 != 0 {
+			runtime.Gosched()
+			continue
+		}
+		if atomic.LoadUint32(&d.mode) != ModeTSC {
+			return 0, false
+		}
+		p := Params{
+			TSCBase:  atomic.LoadUint64(&d.tscBase),
+			MonoBase: atomic.LoadUint64(&d.monoBase),
+			Mult:     atomic.LoadUint64(&d.mult),
+			Shift:    atomic.LoadUint32(&d.shift),
+		}
+		tsc := ReadTSC()
+		if atomic.LoadUint32(&d.seq) == s {
+			return p.MonoAt(tsc), true
+		}
+	}
+}
+
 // SetCPU sets what getcpu reports through the vDSO.
 func (v *VVar) SetCPU(cpu, node uint32) {
 	atomic.StoreUint32(&v.d.cpu, cpu)
