@@ -290,7 +290,8 @@ func TestLoadDynamicSynthetic(t *testing.T) {
 	fs.files["/bin/pie"] = dynELF("/lib/ld.so")
 	fs.files["/lib/ld.so"] = interpELF()
 	args := baseArgs(mm, fs, "/bin/pie")
-	args.VDSOAddr = 0x7ffff7ffd000
+	vdsoImage, vvar := &fakeMappable{}, &fakeMappable{}
+	args.VDSO = &VDSO{Image: vdsoImage, ImageSize: 2 * hostarch.PageSize, VVar: vvar, VVarSize: hostarch.PageSize}
 	args.EUID = 0 // setuid-like: AT_SECURE
 	res, err := Load(args)
 	if err != nil {
@@ -311,8 +312,24 @@ func TestLoadDynamicSynthetic(t *testing.T) {
 	if aux[AT_ENTRY] != base+0x400 || aux[AT_PHDR] != base+0x40 {
 		t.Errorf("AT_ENTRY %#x AT_PHDR %#x, base %#x", aux[AT_ENTRY], aux[AT_PHDR], base)
 	}
-	if aux[AT_SYSINFO_EHDR] != 0x7ffff7ffd000 || res.Auxv[0].Key != AT_SYSINFO_EHDR {
-		t.Errorf("AT_SYSINFO_EHDR not first or wrong: %v", res.Auxv)
+	if aux[AT_SYSINFO_EHDR] != uint64(res.VDSOAddr) || res.VDSOAddr == 0 || res.Auxv[0].Key != AT_SYSINFO_EHDR {
+		t.Errorf("AT_SYSINFO_EHDR not first or not the vDSO at %v: %v", res.VDSOAddr, res.Auxv)
+	}
+	// [vvar] then [vdso] right above it, below the interpreter as Linux
+	// places them, each holding a reference to its Mappable.
+	img, data := mm.find(res.VDSOAddr), mm.find(res.VDSOAddr-1)
+	switch {
+	case img == nil || img.start != res.VDSOAddr || img.end != res.VDSOAddr+2*hostarch.PageSize ||
+		img.opts.Mappable != vdsoImage || img.opts.Hint != "[vdso]" || !img.opts.Private ||
+		img.opts.Perms != (hostarch.AccessType{Read: true, Execute: true}) || img.opts.MaxPerms != hostarch.AnyAccess:
+		t.Errorf("vDSO image mapping %+v", img)
+	case data == nil || data.start != res.VDSOAddr-hostarch.PageSize || data.opts.Mappable != vvar ||
+		data.opts.Hint != "[vvar]" || data.opts.Perms != hostarch.Read || data.opts.MaxPerms != hostarch.Read:
+		t.Errorf("vvar mapping %+v", data)
+	case uint64(res.VDSOAddr)+2*hostarch.PageSize > interpBase:
+		t.Errorf("vDSO at %v above the interpreter at %#x", res.VDSOAddr, interpBase)
+	case vdsoImage.refs != 1 || vvar.refs != 1:
+		t.Errorf("references: image %d vvar %d, want one mapping each", vdsoImage.refs, vvar.refs)
 	}
 	if aux[AT_SECURE] != 1 {
 		t.Errorf("AT_SECURE = %d with uid != euid", aux[AT_SECURE])
@@ -490,14 +507,18 @@ func TestLoadOpenErrors(t *testing.T) {
 	}
 }
 
-// A mapping failure after some segments are mapped undoes them all.
+// A mapping failure after some segments (or part of the vDSO) are mapped
+// undoes them all.
 func TestLoadUndoesMappingsOnFailure(t *testing.T) {
-	for n := 1; n <= 8; n++ {
+	for n := 1; n <= 12; n++ {
 		mm, fs := newFakeMM(), newFakeFS()
 		fs.files["/bin/pie"] = dynELF("/lib/ld.so")
 		fs.files["/lib/ld.so"] = interpELF()
 		mm.failAfter = n
-		_, err := Load(baseArgs(mm, fs, "/bin/pie"))
+		args := baseArgs(mm, fs, "/bin/pie")
+		vdsoImage, vvar := &fakeMappable{}, &fakeMappable{}
+		args.VDSO = &VDSO{Image: vdsoImage, ImageSize: hostarch.PageSize, VVar: vvar, VVarSize: hostarch.PageSize}
+		_, err := Load(args)
 		if err == nil {
 			if mm.calls >= n {
 				t.Fatalf("MMap call %d failed but Load succeeded", n)
@@ -512,6 +533,29 @@ func TestLoadUndoesMappingsOnFailure(t *testing.T) {
 		}
 		if fs.open != 0 {
 			t.Errorf("failAfter %d: %d files open", n, fs.open)
+		}
+		if vdsoImage.refs != 0 || vvar.refs != 0 {
+			t.Errorf("failAfter %d: vDSO references left: image %d vvar %d", n, vdsoImage.refs, vvar.refs)
+		}
+	}
+}
+
+func TestLoadBadVDSO(t *testing.T) {
+	for _, v := range []*VDSO{
+		{ImageSize: hostarch.PageSize, VVarSize: hostarch.PageSize},
+		{Image: &fakeMappable{}, ImageSize: 0, VVar: &fakeMappable{}, VVarSize: hostarch.PageSize},
+		{Image: &fakeMappable{}, ImageSize: 100, VVar: &fakeMappable{}, VVarSize: hostarch.PageSize},
+		{Image: &fakeMappable{}, ImageSize: hostarch.PageSize, VVar: &fakeMappable{}, VVarSize: 1},
+	} {
+		mm, fs := newFakeMM(), newFakeFS()
+		fs.files["/bin/prog"] = staticELF()
+		args := baseArgs(mm, fs, "/bin/prog")
+		args.VDSO = v
+		if _, err := Load(args); err != unix.EINVAL {
+			t.Errorf("Load with vDSO %+v: %v, want EINVAL", v, err)
+		}
+		if len(mm.vmas) != 0 || fs.open != 0 {
+			t.Errorf("vDSO %+v: %d mappings, %d files open after the failure", v, len(mm.vmas), fs.open)
 		}
 	}
 }

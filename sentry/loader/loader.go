@@ -5,6 +5,9 @@
 // environment strings, AT_RANDOM bytes, the auxiliary vector, argc) that the
 // x86-64 System V ABI promises a process at its entry point.
 //
+// It also maps the vDSO the caller supplies (an image and the vvar data it
+// reads, both Mappables) and points AT_SYSINFO_EHDR at it.
+//
 // The loader knows neither the kernel nor the memory manager: it works
 // through the MemoryManager and Opener interfaces below, so that it can be
 // driven by sentry/kernel's execve and, in tests, by byte-backed fakes.
@@ -94,9 +97,9 @@ type LoadArgs struct {
 	// DefaultStackSize. It sizes the stack mapping and limits the argument
 	// and environment strings as Linux does.
 	StackSize uint64
-	// VDSOAddr is where the vDSO is mapped; zero means no vDSO and no
-	// AT_SYSINFO_EHDR.
-	VDSOAddr hostarch.Addr
+	// VDSO, if not nil, is mapped into the address space after the
+	// executable and its interpreter, and AT_SYSINFO_EHDR points at it.
+	VDSO *VDSO
 	// UID, EUID, GID and EGID are the credentials after exec. AT_SECURE is
 	// set when the real and effective IDs differ.
 	UID, EUID, GID, EGID uint32
@@ -108,6 +111,18 @@ type LoadArgs struct {
 	MinSigStkSz uint64
 	// Random supplies the 16 AT_RANDOM bytes; nil means crypto/rand.
 	Random io.Reader
+}
+
+// VDSO is a vDSO to map: an ELF image and the data pages it reads, which
+// it expects immediately below itself (it reaches them at a fixed offset).
+// Both sizes are whole pages. The image is mapped private and executable
+// ("[vdso]"; like Linux's it may be made writable, which copies it), the
+// data read-only for good ("[vvar]").
+type VDSO struct {
+	Image     memmap.Mappable
+	ImageSize uint64
+	VVar      memmap.Mappable
+	VVarSize  uint64
 }
 
 // DefaultMinSigStkSz is the AT_MINSIGSTKSZ reported when
@@ -146,6 +161,9 @@ type LoadResult struct {
 	Interpreter string
 	// ExecStack says PT_GNU_STACK asked for an executable stack.
 	ExecStack bool
+	// VDSOAddr is where the vDSO image was mapped (AT_SYSINFO_EHDR), or
+	// zero without one.
+	VDSOAddr hostarch.Addr
 }
 
 // Load loads the executable at args.Path into args.MM and builds its
@@ -171,6 +189,10 @@ func Load(args LoadArgs) (*LoadResult, error) {
 		args.Random = rand.Reader
 	}
 	if !args.StackTop.IsPageAligned() || args.StackTop == 0 || args.StackTop > args.MaxAddr {
+		return nil, unix.EINVAL
+	}
+	if v := args.VDSO; v != nil && (v.Image == nil || v.VVar == nil || v.ImageSize == 0 || v.VVarSize == 0 ||
+		v.ImageSize%hostarch.PageSize != 0 || v.VVarSize%hostarch.PageSize != 0) {
 		return nil, unix.EINVAL
 	}
 	argv := args.Argv
@@ -249,7 +271,7 @@ func (m *mapper) load(args *LoadArgs, execPath string, main, interp *elfInfo, ar
 		execute: main.execStack,
 		random:  args.Random,
 	}
-	nAux := len(buildAuxv(args, &loadedELF{}, main, 0))
+	nAux := len(buildAuxv(args, &loadedELF{}, main, 0, 0))
 	layout, err := m.layoutStack(&st, nAux)
 	if err != nil {
 		return nil, err
@@ -276,12 +298,61 @@ func (m *mapper) load(args *LoadArgs, execPath string, main, interp *elfInfo, ar
 		interpBase = interpLoaded.bias
 		res.Entry = interpLoaded.entry
 	}
+	if args.VDSO != nil {
+		// Linux maps it here too, after the interpreter (so, with
+		// top-down placement, just below it).
+		addr, err := m.mapVDSO(args.VDSO)
+		if err != nil {
+			return nil, err
+		}
+		res.VDSOAddr = addr
+	}
 
-	auxv := buildAuxv(args, mainLoaded, main, interpBase)
+	auxv := buildAuxv(args, mainLoaded, main, interpBase, res.VDSOAddr)
 	if err := m.writeStack(&st, layout, auxv, res); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// mapVDSO maps v's data and, right above it, its image, wherever mmap
+// would put a mapping of their combined size, and returns the image's
+// address.
+func (m *mapper) mapVDSO(v *VDSO) (hostarch.Addr, error) {
+	total := v.VVarSize + v.ImageSize
+	base, err := m.mm.MMap(memmap.MMapOpts{Length: total, Private: true, Perms: hostarch.NoAccess})
+	if err != nil {
+		return 0, err
+	}
+	m.mapped = append(m.mapped, hostarch.AddrRange{Start: base, End: base + hostarch.Addr(total)})
+	if err := m.fixedMap(memmap.MMapOpts{
+		Length:   v.VVarSize,
+		Addr:     base,
+		Fixed:    true,
+		Unmap:    true,
+		Private:  true,
+		Perms:    hostarch.Read,
+		MaxPerms: hostarch.Read,
+		Mappable: v.VVar,
+		Hint:     "[vvar]",
+	}); err != nil {
+		return 0, err
+	}
+	image := base + hostarch.Addr(v.VVarSize)
+	if err := m.fixedMap(memmap.MMapOpts{
+		Length:   v.ImageSize,
+		Addr:     image,
+		Fixed:    true,
+		Unmap:    true,
+		Private:  true,
+		Perms:    hostarch.AccessType{Read: true, Execute: true},
+		MaxPerms: hostarch.AnyAccess,
+		Mappable: v.Image,
+		Hint:     "[vdso]",
+	}); err != nil {
+		return 0, err
+	}
+	return image, nil
 }
 
 // etDynBase is where Linux puts an ET_DYN executable when randomisation is
@@ -326,11 +397,12 @@ const (
 // buildAuxv returns the auxiliary vector in the order Linux writes it. The
 // addresses of the strings it points at (AT_RANDOM, AT_EXECFN, AT_PLATFORM)
 // are only known once the stack is laid out, so they are placeholders that
-// writeStack fills in.
-func buildAuxv(args *LoadArgs, ml *loadedELF, main *elfInfo, interpBase hostarch.Addr) []AuxEntry {
+// writeStack fills in. AT_SYSINFO_EHDR is there if args has a vDSO (with
+// vdsoAddr, which is zero when only counting entries).
+func buildAuxv(args *LoadArgs, ml *loadedELF, main *elfInfo, interpBase, vdsoAddr hostarch.Addr) []AuxEntry {
 	var auxv []AuxEntry
-	if args.VDSOAddr != 0 {
-		auxv = append(auxv, AuxEntry{AT_SYSINFO_EHDR, uint64(args.VDSOAddr)})
+	if args.VDSO != nil {
+		auxv = append(auxv, AuxEntry{AT_SYSINFO_EHDR, uint64(vdsoAddr)})
 	}
 	secure := uint64(0)
 	if args.UID != args.EUID || args.GID != args.EGID {
