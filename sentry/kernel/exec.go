@@ -70,6 +70,10 @@ func (t *Task) loadExecutable(path string, argv, envv []string) error {
 		stack = 1 << 30
 	}
 	t.mm.SetStackLimit(stack)
+	vd, err := t.k.vdsoForExec()
+	if err != nil {
+		return err
+	}
 	opener := execOpener{t: t, resolved: make(map[string]string)}
 	res, err := loader.Load(loader.LoadArgs{
 		MM:        t.mm,
@@ -83,6 +87,7 @@ func (t *Task) loadExecutable(path string, argv, envv []string) error {
 		UID:       uint32(c.RealKUID), EUID: uint32(c.EffectiveKUID),
 		GID: uint32(c.RealKGID), EGID: uint32(c.EffectiveKGID),
 		HWCap: hwcap, HWCap2: hwcap2,
+		VDSO: vd,
 	})
 	if err != nil {
 		return err

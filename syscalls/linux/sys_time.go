@@ -12,25 +12,15 @@ import (
 	"github.com/veil-sandbox/veil/sentry/linuxerr"
 )
 
-// monoBase anchors CLOCK_MONOTONIC: Go's monotonic clock, read through
-// time.Since, never goes back.
-var monoBase = time.Now()
-
-// hostMonoAtBase is what CLOCK_MONOTONIC read at monoBase, so that the
-// sandbox's monotonic clock agrees with the host's boot-relative scale.
-var hostMonoAtBase = func() time.Duration {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return time.Duration(ts.Nano())
-}()
-
-func monotonicNow() time.Duration { return hostMonoAtBase + time.Since(monoBase) }
+// monotonicNow is the sandbox's CLOCK_MONOTONIC: the kernel's timekeeper
+// keeps it (and the vDSO computes the same).
+func monotonicNow() time.Duration { return kernel.MonotonicNow() }
 
 // clockNow reads clock id for t.
 func clockNow(t *kernel.Task, id int32) (time.Duration, error) {
 	switch id {
 	case unix.CLOCK_REALTIME, unix.CLOCK_REALTIME_COARSE, unix.CLOCK_TAI:
-		return time.Duration(time.Now().UnixNano()), nil
+		return kernel.RealtimeNow(), nil
 	case unix.CLOCK_MONOTONIC, unix.CLOCK_MONOTONIC_COARSE, unix.CLOCK_MONOTONIC_RAW, unix.CLOCK_BOOTTIME:
 		return monotonicNow(), nil
 	case unix.CLOCK_PROCESS_CPUTIME_ID:
@@ -109,7 +99,7 @@ func ClockGetres(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 
 func Gettimeofday(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	if tv := args[0].Pointer(); tv != 0 {
-		if err := copyOutTimeval(t, tv, time.Duration(time.Now().UnixNano())); err != nil {
+		if err := copyOutTimeval(t, tv, kernel.RealtimeNow()); err != nil {
 			return 0, unix.EFAULT
 		}
 	}
@@ -122,7 +112,7 @@ func Gettimeofday(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 }
 
 func Time(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
-	now := time.Now().Unix()
+	now := int64(kernel.RealtimeNow() / time.Second)
 	if p := args[0].Pointer(); p != 0 {
 		if err := copyOutU64(t, p, uint64(now)); err != nil {
 			return 0, unix.EFAULT
