@@ -28,10 +28,13 @@ import (
 // gone (EOF, a broken socket, a protocol violation) every call fails with
 // EIO, and one line saying why is logged.
 type Client struct {
-	mu   sync.Mutex // serializes round trips; guards id and dead
+	mu   sync.Mutex // serializes round trips; guards id, dead and onLost
 	conn *proto.Conn
 	id   uint64
 	dead bool
+	// onLost is called (in a goroutine of its own) once the connection
+	// is found broken; Shutdown does not call it.
+	onLost func(error)
 
 	// Set by the handshake, then read-only.
 	Version  uint32
@@ -60,6 +63,14 @@ func NewClient(fd int) (*Client, error) {
 	return c, nil
 }
 
+// OnLost sets f to be called, once, if the connection to the gofer breaks
+// (the gofer died or misbehaved).
+func (c *Client) OnLost(f func(error)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onLost = f
+}
+
 // Shutdown closes the connection; the gofer then drops all its handles.
 func (c *Client) Shutdown() {
 	c.mu.Lock()
@@ -76,6 +87,9 @@ func (c *Client) fail(why error) error {
 		log.Printf("gofer client: connection to gofer lost (%v); all further file operations on this mount fail with EIO", why)
 		c.dead = true
 		c.conn.Close()
+		if c.onLost != nil {
+			go c.onLost(why)
+		}
 	}
 	return unix.EIO
 }

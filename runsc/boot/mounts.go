@@ -3,9 +3,12 @@ package boot
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -82,6 +85,8 @@ type mountBuilder struct {
 	v       *vfs.VirtualFilesystem
 	root    vfs.VirtualDentry
 	mounted map[string]bool
+	// lostOnce: one stop for however many mounts lose the gofer.
+	lostOnce sync.Once
 }
 
 // goferFS connects to the gofer socket of index i.
@@ -93,7 +98,21 @@ func (b *mountBuilder) goferFS(i int) (*gofer.Filesystem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the gofer: %w", err)
 	}
+	client.OnLost(b.goferLost)
 	return gofer.NewFilesystem(client, b.mf), nil
+}
+
+// goferLostGrace is how long the application has, once the gofer is gone
+// and its file calls fail with EIO, before the sandbox is ended.
+const goferLostGrace = time.Second
+
+// goferLost ends the sandbox when the gofer is gone: no file of its
+// mounts can be reached any more, and the gofer is not restarted.
+func (b *mountBuilder) goferLost(why error) {
+	b.lostOnce.Do(func() {
+		fmt.Fprintf(os.Stderr, "veil: the gofer is gone (%v): file calls fail with EIO; stopping the sandbox in %v\n", why, goferLostGrace)
+		time.AfterFunc(goferLostGrace, func() { b.k.SignalAll(int(unix.SIGKILL)) })
+	})
 }
 
 // buildRoot mounts the root. With an overlay the root stays writable
