@@ -122,6 +122,8 @@ type inode struct {
 	reg *regular
 	// FIFOs: the pipe every open of the FIFO shares.
 	fifo *pipe.Pipe
+	// xattrs holds extended attributes by full name.
+	xattrs map[string]string
 	// tmpfile is set on an O_TMPFILE file until it is first linked:
 	// Link accepts it with no links.
 	tmpfile bool
@@ -144,6 +146,8 @@ func (fs *Filesystem) newInode(opts vfs.CreateOptions) *inode {
 	}
 	return i
 }
+
+func nowTS() vfs.StatxTimestamp { return vfs.Now() }
 
 func (i *inode) isDir() bool { return i.mode&unix.S_IFMT == unix.S_IFDIR }
 
