@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/google/subcommands"
 
@@ -111,6 +112,16 @@ func setupLogging(conf *config.Config, stderr io.Writer) (func(), error) {
 		level = slog.LevelDebug
 	}
 	hopts := &slog.HandlerOptions{Level: level}
+	if conf.LogFile != "" {
+		cmd.ErrorsToLog = true
+		// runc's levels are lower case, and its shim looks for "error".
+		hopts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.LevelKey {
+				a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
+			}
+			return a
+		}
+	}
 	var h slog.Handler = slog.NewTextHandler(w, hopts)
 	if conf.LogFormat == "json" {
 		h = slog.NewJSONHandler(w, hopts)

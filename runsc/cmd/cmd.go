@@ -16,9 +16,18 @@ import (
 	"github.com/veil-sandbox/veil/runsc/config"
 )
 
+// ErrorsToLog makes failf also log errors to --log (main sets it when
+// --log names a file): containerd's runc shim reads a failed command's
+// reason from there, not from stderr.
+var ErrorsToLog bool
+
 // failf prints a one-line error to stderr and returns ExitFailure.
 func failf(format string, args ...any) subcommands.ExitStatus {
-	fmt.Fprintf(os.Stderr, "runsc: "+format+"\n", args...)
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(os.Stderr, "runsc: %s\n", msg)
+	if ErrorsToLog {
+		slog.Error(msg)
+	}
 	return subcommands.ExitFailure
 }
 

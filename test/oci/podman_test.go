@@ -102,13 +102,13 @@ func (p *podman) must(args ...string) string {
 	return res.stdout
 }
 
-// skipIfUnsupported skips when Veil refuses something podman's spec asks
+// skipIfUnsupported skips when Veil refuses something a client's spec asks
 // for that another part of Veil has yet to provide (a mount type, a mount
 // option), naming it.
 func skipIfUnsupported(t *testing.T, res result) {
 	t.Helper()
 	if i := strings.Index(res.stderr, "not supported"); i >= 0 && res.code != 0 {
-		t.Skipf("Veil does not provide what podman's spec asks for yet: %s", strings.TrimSpace(res.stderr))
+		t.Skipf("Veil does not provide what the client's spec asks for yet: %s", strings.TrimSpace(res.stderr))
 	}
 }
 
