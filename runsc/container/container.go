@@ -242,7 +242,8 @@ func (c *Container) Start() error {
 	if st := c.Status(); st != Created {
 		return fmt.Errorf("container %q is %s, not created", c.ID, st)
 	}
-	if err := runHooks("startContainer", hooksOf(c.Hooks, "startContainer"), c.OCI()); err != nil {
+	st := c.OCI()
+	if err := runHooks("startContainer", hooksOf(c.Hooks, "startContainer"), st); err != nil {
 		return err
 	}
 	if _, err := control.Call(c.controlPath(), &control.Request{Op: &control.Request_Start{Start: &control.StartReq{}}}, nil); err != nil {
@@ -252,8 +253,10 @@ func (c *Container) Start() error {
 	if err := c.save(); err != nil {
 		return err
 	}
-	// A failing poststart hook is only a warning (runtime spec).
-	if err := runHooks("poststart", hooksOf(c.Hooks, "poststart"), c.OCI()); err != nil {
+	// A failing poststart hook is only a warning (runtime spec). The
+	// state it sees is the one start made, even if init already exited.
+	st.Status = Running
+	if err := runHooks("poststart", hooksOf(c.Hooks, "poststart"), st); err != nil {
 		slog.Warn("poststart hook failed", "err", err)
 	}
 	return nil
