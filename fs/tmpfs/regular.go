@@ -409,3 +409,103 @@ func (i *inode) touchMtime(fsetid bool) {
 func tsAfter(a, b vfs.StatxTimestamp) bool {
 	return a.Sec > b.Sec || (a.Sec == b.Sec && a.Nsec > b.Nsec)
 }
+
+// invalidateMappingsLocked makes every mapping of file bytes [start, end)
+// (page aligned) fault again. mapMu is held.
+func (r *regular) invalidateMappingsLocked(start, end uint64) {
+	for k := range r.mappings {
+		mEnd := k.off + k.ar.Length()
+		if mEnd <= start || k.off >= end {
+			continue
+		}
+		s, e := max(start, k.off), min(end, mEnd)
+		k.ms.Invalidate(hostarch.AddrRange{Start: k.ar.Start + hostarch.Addr(s-k.off), End: k.ar.Start + hostarch.Addr(e-k.off)})
+	}
+}
+
+// Allocate implements fallocate: 0 and FALLOC_FL_KEEP_SIZE allocate the
+// pages of the range (growing the file for 0), PUNCH_HOLE|KEEP_SIZE
+// frees whole pages inside it and zeroes the partial ones at its ends.
+func (fd *regularFD) Allocate(ctx context.Context, mode uint32, off, length uint64) error {
+	r := fd.reg
+	end := off + length
+	if end > maxFileSize || end < off {
+		return unix.EFBIG
+	}
+	if mode&unix.FALLOC_FL_PUNCH_HOLE != 0 {
+		r.punchHole(off, end)
+		fd.reg.inode.touchMtime(true)
+		return nil
+	}
+	r.dataMu.Lock()
+	// Refuse up front what cannot fit, rather than leave part of it.
+	firstIdx, endIdx := off/hostarch.PageSize, (end+hostarch.PageSize-1)/hostarch.PageSize
+	need := endIdx - firstIdx
+	for idx := range r.pages {
+		if idx >= firstIdx && idx < endIdx {
+			need--
+		}
+	}
+	fs := r.inode.fs
+	if uint64(fs.used.Load())+need*hostarch.PageSize > fs.opts.MaxBytes {
+		r.dataMu.Unlock()
+		return unix.ENOSPC
+	}
+	for idx := firstIdx; idx < endIdx; idx++ {
+		if _, _, err := r.pageLocked(idx, true); err != nil {
+			r.dataMu.Unlock()
+			return err
+		}
+	}
+	grew := mode&unix.FALLOC_FL_KEEP_SIZE == 0 && end > r.size
+	if grew {
+		r.size = end
+	}
+	r.dataMu.Unlock()
+	if grew {
+		fd.reg.inode.touchMtime(true)
+	}
+	return nil
+}
+
+// punchHole frees the pages wholly inside [off, end) and zeroes the parts
+// of the pages at its ends that it covers.
+func (r *regular) punchHole(off, end uint64) {
+	r.mapMu.Lock()
+	defer r.mapMu.Unlock()
+	r.dataMu.Lock()
+	first := (off + hostarch.PageSize - 1) / hostarch.PageSize
+	last := end / hostarch.PageSize // exclusive
+	zero := func(from, to uint64) {
+		if from >= to {
+			return
+		}
+		if moff, ok := r.pages[from/hostarch.PageSize]; ok {
+			if b, err := r.inode.fs.mf.MapInternal(moff+from%hostarch.PageSize, to-from); err == nil {
+				clear(b)
+			}
+		}
+	}
+	if first > last {
+		// The hole is inside one page.
+		zero(off, end)
+	} else {
+		zero(off, first*hostarch.PageSize)
+		zero(last*hostarch.PageSize, end)
+	}
+	var dropped []uint64
+	for idx := first; idx < last; idx++ {
+		if moff, ok := r.pages[idx]; ok {
+			dropped = append(dropped, moff)
+			delete(r.pages, idx)
+		}
+	}
+	r.dataMu.Unlock()
+	if first < last {
+		r.invalidateMappingsLocked(first*hostarch.PageSize, last*hostarch.PageSize)
+	}
+	for _, moff := range dropped {
+		r.inode.fs.mf.DecRef(moff, hostarch.PageSize)
+	}
+	r.inode.fs.used.Add(-int64(len(dropped)) * hostarch.PageSize)
+}
