@@ -222,7 +222,7 @@ func (tk *timekeeper) publishPageLocked(p *vdso.Pages) {
 // run keeps time for the rest of the process's life.
 func (tk *timekeeper) run() {
 	if !vdso.InvariantTSC() {
-		tk.log.Print("timekeeper: the CPU's TSC is not invariant; vDSO clock calls are syscalls")
+		tk.logf("timekeeper: the CPU's TSC is not invariant; vDSO clock calls are syscalls")
 		close(tk.ready)
 		return
 	}
@@ -231,7 +231,7 @@ func (tk *timekeeper) run() {
 	b := takeSample()
 	rate, ok := tscRate(a, b)
 	if !ok {
-		tk.log.Print("timekeeper: implausible TSC rate; vDSO clock calls are syscalls")
+		tk.logf("timekeeper: implausible TSC rate; vDSO clock calls are syscalls")
 		close(tk.ready)
 		return
 	}
@@ -250,6 +250,12 @@ func (tk *timekeeper) run() {
 		if !tk.update() {
 			return
 		}
+	}
+}
+
+func (tk *timekeeper) logf(format string, args ...any) {
+	if tk.log != nil {
+		tk.log.Printf(format, args...)
 	}
 }
 
@@ -328,7 +334,7 @@ func (tk *timekeeper) update() bool {
 		now := time.Now()
 		off := max(0, v-hostMono(now))
 		tk.endLocked(&clockState{Params: vdso.Params{Mode: vdso.ModeSyscall}, hostOffset: off})
-		tk.log.Print("timekeeper: the TSC became unusable; vDSO clock calls are now syscalls")
+		tk.logf("timekeeper: the TSC became unusable; vDSO clock calls are now syscalls")
 		return false
 	}
 	st := &clockState{Params: old.Params}

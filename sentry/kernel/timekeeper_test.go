@@ -158,3 +158,81 @@ func TestTSCRate(t *testing.T) {
 		}
 	}
 }
+
+// newTestTimekeeper is a timekeeper of the test's own, on the host clock
+// until started, with a vvar page.
+func newTestTimekeeper(t *testing.T) (*timekeeper, *vdso.VVar) {
+	if !vdso.InvariantTSC() {
+		t.Skip("no invariant TSC on this machine")
+	}
+	k := &timekeeper{ready: make(chan struct{}), interval: firstInterval}
+	k.state.Store(&clockState{Params: vdso.Params{Mode: vdso.ModeSyscall}})
+	page := vdso.NewVVar(make([]byte, vdso.VVarSize))
+	pages := &vdso.Pages{VVar: page}
+	k.pages = map[*Kernel]*vdso.Pages{nil: pages}
+	return k, page
+}
+
+// TestTimekeeperTransitions: host clock → TSC line → updates → host clock
+// again (the TSC given up), MONOTONIC never going back at any step and the
+// vvar page following each.
+func TestTimekeeperTransitions(t *testing.T) {
+	k, page := newTestTimekeeper(t)
+	last, _ := k.now()
+	step := func(what string) {
+		t.Helper()
+		now, _ := k.now()
+		if now < last {
+			t.Errorf("%s: MONOTONIC went back from %d to %d", what, last, now)
+		}
+		last = now
+	}
+
+	a := takeSample()
+	time.Sleep(calibrationTime)
+	b := takeSample()
+	rate, ok := tscRate(a, b)
+	if !ok {
+		t.Fatalf("TSC rate from %+v to %+v", a, b)
+	}
+	k.mu.Lock()
+	k.history = []clockSample{a, b}
+	k.startTSCLocked(b, rate)
+	k.mu.Unlock()
+	step("switch to the TSC")
+	if _, ok := page.ReadMonotonic(); !ok {
+		t.Fatal("vvar page not in TSC mode after the switch")
+	}
+	for i := range 5 {
+		time.Sleep(time.Millisecond)
+		if !k.update() {
+			t.Fatalf("update %d gave up the TSC", i)
+		}
+		step("update")
+		v, _ := page.ReadMonotonic()
+		if now, _ := k.now(); int64(v) > now {
+			t.Errorf("vvar page %d ahead of the sentry's clock %d", v, now)
+		}
+	}
+
+	// Put the line's anchor in the future: to the next update the TSC
+	// went back, and the clock must continue on the host's, from where
+	// the line was.
+	k.mu.Lock()
+	st := *k.state.Load()
+	st.TSCBase = vdso.ReadTSC() + 1<<40
+	st.MonoBase = uint64(last) + uint64(time.Second)
+	k.state.Store(&st)
+	k.mu.Unlock()
+	last = int64(st.MonoBase)
+	if k.update() {
+		t.Fatal("update kept a TSC that went back")
+	}
+	step("TSC given up")
+	if _, ok := page.ReadMonotonic(); ok {
+		t.Error("vvar page still in TSC mode")
+	}
+	if st := k.state.Load(); st.Mode != vdso.ModeSyscall || st.hostOffset < int64(time.Second)-int64(10*time.Millisecond) {
+		t.Errorf("state after giving up %+v", st)
+	}
+}
