@@ -200,8 +200,15 @@ func (k *Kernel) vdsoForExec() (*loader.VDSO, error) {
 	tk.mu.Unlock()
 	select {
 	case <-tk.ready:
-	case <-time.After(100 * time.Millisecond):
-		// A starved calibration: run with the syscall until it is done.
+	default:
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-tk.ready:
+		case <-t.C:
+			// A starved calibration: run with the syscall until it is
+			// done.
+		}
+		t.Stop()
 	}
 	return &loader.VDSO{
 		Image:     p.Image(),
@@ -253,6 +260,7 @@ func (tk *timekeeper) run() {
 	}
 }
 
+// logf logs to the log of the kernel that started the timekeeper.
 func (tk *timekeeper) logf(format string, args ...any) {
 	if tk.log != nil {
 		tk.log.Printf(format, args...)
