@@ -121,24 +121,36 @@ func Time(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	return uintptr(now), nil
 }
 
-// sleepUntil blocks until deadline; on interruption it arranges for
-// restart_syscall to continue the same sleep and reports the remaining time.
-func sleepUntil(t *kernel.Task, deadline time.Time, rem hostarch.Addr) (uintptr, error) {
-	err := t.Block(nil, deadline)
-	if err == kernel.ErrTimedOut || err == nil {
-		return 0, nil
-	}
-	if rem != 0 {
-		left := time.Until(deadline)
-		if left < 0 {
-			left = 0
+// sleepUntil blocks until clock id (the sandbox's, which the vDSO reads
+// too) reaches target. The wait itself runs on Go's timers, which follow
+// the host's clock; the sandbox clock is steered towards it but may run a
+// little slow, so the clock is read again on waking and the sleep goes on
+// until it has really passed target: a sleep never ends early as the
+// application measures it. On interruption it arranges for
+// restart_syscall to continue the same sleep and reports the remaining
+// time at rem.
+func sleepUntil(t *kernel.Task, id int32, target time.Duration, rem hostarch.Addr) (uintptr, error) {
+	for {
+		now, err := clockNow(t, id)
+		if err != nil {
+			return 0, err
 		}
-		if err := copyOutTimespec(t, rem, left); err != nil {
-			return 0, unix.EFAULT
+		if now >= target {
+			return 0, nil
 		}
+		err = t.Block(nil, time.Now().Add(target-now))
+		if err == kernel.ErrTimedOut || err == nil {
+			continue
+		}
+		if rem != 0 {
+			now, _ := clockNow(t, id)
+			if err := copyOutTimespec(t, rem, max(target-now, 0)); err != nil {
+				return 0, unix.EFAULT
+			}
+		}
+		t.SetRestartBlock(func(t *kernel.Task) (uintptr, error) { return sleepUntil(t, id, target, rem) })
+		return 0, linuxerr.ERESTART_RESTARTBLOCK
 	}
-	t.SetRestartBlock(func(t *kernel.Task) (uintptr, error) { return sleepUntil(t, deadline, rem) })
-	return 0, linuxerr.ERESTART_RESTARTBLOCK
 }
 
 func Nanosleep(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
@@ -146,31 +158,39 @@ func Nanosleep(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	if err != nil {
 		return 0, err
 	}
-	return sleepUntil(t, time.Now().Add(d), args[1].Pointer())
+	return sleepUntil(t, unix.CLOCK_MONOTONIC, monotonicNow()+d, args[1].Pointer())
 }
 
 func ClockNanosleep(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	id, flags := args[0].Int(), args[1].Int()
 	switch id {
-	case unix.CLOCK_REALTIME, unix.CLOCK_MONOTONIC, unix.CLOCK_BOOTTIME, unix.CLOCK_TAI:
-	case unix.CLOCK_PROCESS_CPUTIME_ID:
-	case unix.CLOCK_THREAD_CPUTIME_ID:
-		return 0, unix.EINVAL
+	case unix.CLOCK_REALTIME, unix.CLOCK_MONOTONIC, unix.CLOCK_BOOTTIME, unix.CLOCK_TAI, unix.CLOCK_PROCESS_CPUTIME_ID:
 	default:
+		// CLOCK_THREAD_CPUTIME_ID and unknown clocks.
 		return 0, unix.EINVAL
 	}
 	d, err := copyInTimespec(t, args[2].Pointer())
 	if err != nil {
 		return 0, err
 	}
-	var deadline time.Time
-	if flags&unix.TIMER_ABSTIME != 0 {
-		now, _ := clockNow(t, id)
-		deadline = time.Now().Add(d - now)
-		return sleepUntil(t, deadline, 0)
+	now, err := clockNow(t, id)
+	if err != nil {
+		return 0, err
 	}
-	deadline = time.Now().Add(d)
-	return sleepUntil(t, deadline, args[3].Pointer())
+	target := now + d
+	if flags&unix.TIMER_ABSTIME != 0 {
+		target = d
+	}
+	if id == unix.CLOCK_PROCESS_CPUTIME_ID {
+		// Waited for as elapsed time from now: it never ends early, as
+		// a sleeping process's CPU time advances no faster than that.
+		id, target = unix.CLOCK_MONOTONIC, monotonicNow()+(target-now)
+	}
+	rem := args[3].Pointer()
+	if flags&unix.TIMER_ABSTIME != 0 {
+		rem = 0
+	}
+	return sleepUntil(t, id, target, rem)
 }
 
 func RestartSyscall(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
