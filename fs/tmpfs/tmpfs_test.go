@@ -522,7 +522,9 @@ func TestLinkUnlinkRename(t *testing.T) {
 	wantErr(t, "dir over nonempty", e.vfs.RenameAt(ctx, e.pop("/e", false), e.pop("/d", false), 0), unix.ENOTEMPTY)
 	wantErr(t, "noreplace", e.vfs.RenameAt(ctx, e.pop("/f", false), e.pop("/d/g", false), unix.RENAME_NOREPLACE), unix.EEXIST)
 	wantErr(t, "rename .", e.vfs.RenameAt(ctx, e.pop("/d/.", false), e.pop("/z", false), 0), unix.EBUSY)
-	wantErr(t, "exchange", e.vfs.RenameAt(ctx, e.pop("/f", false), e.pop("/z", false), unix.RENAME_EXCHANGE), unix.EINVAL)
+	wantErr(t, "exchange with a missing name", e.vfs.RenameAt(ctx, e.pop("/f", false), e.pop("/z", false), unix.RENAME_EXCHANGE), unix.ENOENT)
+	wantErr(t, "whiteout", e.vfs.RenameAt(ctx, e.pop("/f", false), e.pop("/z", false), unix.RENAME_WHITEOUT), unix.EINVAL)
+	wantErr(t, "exchange with a descendant", e.vfs.RenameAt(ctx, e.pop("/d", false), e.pop("/d/sub", false), unix.RENAME_EXCHANGE), unix.EINVAL)
 	// Hard links of one file: nothing happens.
 	if err := e.vfs.RenameAt(ctx, e.pop("/f", false), e.pop("/d/g", false), 0); err != nil {
 		t.Fatal(err)

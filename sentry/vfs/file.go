@@ -107,6 +107,13 @@ func (FileDescriptionDefaultImpl) Readiness(mask waiter.EventMask) waiter.EventM
 func (FileDescriptionDefaultImpl) EventRegister(*waiter.Entry) error { return nil }
 func (FileDescriptionDefaultImpl) EventUnregister(*waiter.Entry)     {}
 
+// NoopSeeker marks stream files whose lseek succeeds and does nothing,
+// returning 0 (Linux's noop_llseek: inotify, eventfd, timerfd, signalfd),
+// while pread and pwrite still give ESPIPE.
+type NoopSeeker interface {
+	NoopSeek()
+}
+
 // DefaultStream marks a stream file.
 type DefaultStream struct{}
 
@@ -197,6 +204,9 @@ func (fd *FileDescription) DecRef(ctx context.Context) {
 			it.ep.fileReleased(it)
 		}
 		fd.releaseDescriptionLocks()
+		if !fd.IsPath() {
+			fd.notifyClose(ctx)
+		}
 		fd.impl.Release(ctx)
 	case r < 0:
 		panic("vfs: FileDescription.DecRef without a reference")
@@ -237,10 +247,13 @@ func (fd *FileDescription) Read(ctx context.Context, dst usermem.IOSequence) (in
 		return fd.impl.Read(ctx, dst, 0)
 	}
 	fd.offMu.Lock()
-	defer fd.offMu.Unlock()
 	n, err := fd.impl.Read(ctx, dst, fd.off)
 	if n > 0 {
 		fd.setOffLocked(fd.off + n)
+	}
+	fd.offMu.Unlock()
+	if n > 0 {
+		fd.notifyFile(ctx, InAccess)
 	}
 	return n, err
 }
@@ -264,7 +277,11 @@ func (fd *FileDescription) PRead(ctx context.Context, dst usermem.IOSequence, of
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
-	return fd.impl.Read(ctx, dst, off)
+	n, err := fd.impl.Read(ctx, dst, off)
+	if n > 0 {
+		fd.notifyFile(ctx, InAccess)
+	}
+	return n, err
 }
 
 // Write writes at the file offset (or the end with O_APPEND) and advances
@@ -276,13 +293,19 @@ func (fd *FileDescription) Write(ctx context.Context, src usermem.IOSequence) (i
 	appending := fd.flags.Load()&unix.O_APPEND != 0
 	if fd.stream {
 		n, _, err := fd.impl.Write(ctx, src, 0, appending)
+		if n > 0 {
+			fd.notifyFile(ctx, InModify)
+		}
 		return n, err
 	}
 	fd.offMu.Lock()
-	defer fd.offMu.Unlock()
 	n, end, err := fd.impl.Write(ctx, src, fd.off, appending)
 	if n > 0 || appending {
 		fd.setOffLocked(end)
+	}
+	fd.offMu.Unlock()
+	if n > 0 {
+		fd.notifyFile(ctx, InModify)
 	}
 	return n, err
 }
@@ -300,6 +323,9 @@ func (fd *FileDescription) PWrite(ctx context.Context, src usermem.IOSequence, o
 		return 0, unix.EINVAL
 	}
 	n, _, err := fd.impl.Write(ctx, src, off, fd.flags.Load()&unix.O_APPEND != 0)
+	if n > 0 {
+		fd.notifyFile(ctx, InModify)
+	}
 	return n, err
 }
 
@@ -321,6 +347,9 @@ func (fd *FileDescription) SetOffset(off int64) {
 // Seek carries out lseek(2).
 func (fd *FileDescription) Seek(ctx context.Context, offset int64, whence int32) (int64, error) {
 	if fd.stream {
+		if _, ok := fd.impl.(NoopSeeker); ok {
+			return 0, nil
+		}
 		return 0, unix.ESPIPE
 	}
 	fd.offMu.Lock()
@@ -407,7 +436,22 @@ func (fd *FileDescription) SetStat(ctx context.Context, opts SetStatOptions) err
 	if err := CheckSetStat(ctx, opts, st); err != nil {
 		return err
 	}
-	return fd.impl.SetStat(ctx, opts)
+	if err := fd.impl.SetStat(ctx, opts); err != nil {
+		return err
+	}
+	fd.notifySetStat(ctx, opts.Mask)
+	return nil
+}
+
+// notifySetStat reports an attribute change: IN_MODIFY for a size
+// change, IN_ATTRIB for the rest.
+func (fd *FileDescription) notifySetStat(ctx context.Context, mask uint32) {
+	if mask&unix.STATX_SIZE != 0 {
+		fd.notifyFile(ctx, InModify)
+	}
+	if mask&^unix.STATX_SIZE != 0 {
+		fd.notifyFile(ctx, InAttrib)
+	}
 }
 
 // Truncate is ftruncate(2): the file must be open for writing.
@@ -431,7 +475,11 @@ func (fd *FileDescription) Truncate(ctx context.Context, size int64) error {
 	if fd.vd.Mount != nil && fd.vd.Mount.ReadOnly() {
 		return unix.EROFS
 	}
-	return fd.impl.SetStat(ctx, SetStatOptions{Mask: unix.STATX_SIZE, Size: uint64(size)})
+	if err := fd.impl.SetStat(ctx, SetStatOptions{Mask: unix.STATX_SIZE, Size: uint64(size)}); err != nil {
+		return err
+	}
+	fd.notifyFile(ctx, InModify)
+	return nil
 }
 
 // IterDirents reads directory entries from the file offset, advancing it

@@ -133,6 +133,7 @@ func (vfs *VirtualFilesystem) openCreate(ctx context.Context, pop *PathOperation
 				if ino, err = parent.Dentry.inode.Create(ctx, name, co); err == nil {
 					vd = VirtualDentry{parent.Mount, insertChildLocked(ctx, parent.Dentry, name, ino)}
 					created = true
+					inotifyChild(ctx, parent.Dentry, InCreate, 0, name, false)
 				}
 			}
 			if err != nil {
@@ -230,7 +231,9 @@ func (vfs *VirtualFilesystem) openDentry(ctx context.Context, vd VirtualDentry, 
 			return nil, err
 		}
 	}
-	return NewFileDescription(impl, flags, vd), nil
+	fd := NewFileDescription(impl, flags, vd)
+	fd.notifyFile(ctx, InOpen)
+	return fd, nil
 }
 
 // OpenForExec opens the file at path for execve and the ELF loader: it
@@ -302,6 +305,7 @@ func (vfs *VirtualFilesystem) MkdirAt(ctx context.Context, pop *PathOperation, m
 		ino, err := parent.Dentry.inode.Mkdir(ctx, name, co)
 		if err == nil {
 			insertChildLocked(ctx, parent.Dentry, name, ino)
+			inotifyChild(ctx, parent.Dentry, InCreate, 0, name, true)
 		}
 		return err
 	})
@@ -329,6 +333,7 @@ func (vfs *VirtualFilesystem) MknodAt(ctx context.Context, pop *PathOperation, m
 		ino, err := parent.Dentry.inode.Create(ctx, name, co)
 		if err == nil {
 			insertChildLocked(ctx, parent.Dentry, name, ino)
+			inotifyChild(ctx, parent.Dentry, InCreate, 0, name, false)
 		}
 		return err
 	})
@@ -347,6 +352,7 @@ func (vfs *VirtualFilesystem) SymlinkAt(ctx context.Context, pop *PathOperation,
 		ino, err := parent.Dentry.inode.Symlink(ctx, name, target, co)
 		if err == nil {
 			insertChildLocked(ctx, parent.Dentry, name, ino)
+			inotifyChild(ctx, parent.Dentry, InCreate, 0, name, false)
 		}
 		return err
 	})
@@ -390,6 +396,8 @@ func (vfs *VirtualFilesystem) LinkDentryAt(ctx context.Context, old VirtualDentr
 		}
 		old.Dentry.linkable = false
 		insertChildLocked(ctx, parent.Dentry, name, old.Dentry.inode)
+		inotifyDentry(ctx, old.Dentry, InAttrib, 0, false)
+		inotifyChild(ctx, parent.Dentry, InCreate, 0, name, false)
 		return nil
 	})
 }
@@ -445,6 +453,9 @@ func (vfs *VirtualFilesystem) removeAt(ctx context.Context, pop *PathOperation, 
 	if vfs.isMountpoint(child) {
 		return unix.EBUSY
 	}
+	if inotifyWatches.Load() != 0 {
+		child.fileKey(ctx) // known before the file goes
+	}
 	if dir {
 		err = parent.Dentry.inode.Rmdir(ctx, name, child.inode)
 	} else {
@@ -452,6 +463,15 @@ func (vfs *VirtualFilesystem) removeAt(ctx context.Context, pop *PathOperation, 
 	}
 	if err != nil {
 		return err
+	}
+	if inotifyWatches.Load() != 0 {
+		if !dir {
+			inotifyDentry(ctx, child, InAttrib, 0, false)
+		}
+		if dir || nlinkGone(ctx, child) {
+			inotifyGone(ctx, child)
+		}
+		inotifyChild(ctx, parent.Dentry, InDelete, 0, name, dir)
 	}
 	removeChildLocked(ctx, parent.Dentry, child)
 	return nil
@@ -593,6 +613,9 @@ func (vfs *VirtualFilesystem) RenameAt(ctx context.Context, oldpop, newpop *Path
 	if dst != nil {
 		replaced = dst.inode
 	}
+	if inotifyWatches.Load() != 0 && dst != nil {
+		dst.fileKey(ctx)
+	}
 	if err := oldParent.Dentry.inode.Rename(ctx, oldName, src.inode, newParent.Dentry.inode, newName, replaced); err != nil {
 		return err
 	}
@@ -600,7 +623,26 @@ func (vfs *VirtualFilesystem) RenameAt(ctx context.Context, oldpop, newpop *Path
 		removeChildLocked(ctx, newParent.Dentry, dst)
 	}
 	moveDentryLocked(src, newParent.Dentry, newName)
+	if inotifyWatches.Load() != 0 {
+		inotifyMoved(ctx, oldParent.Dentry, oldName, newParent.Dentry, newName, src)
+		if dst != nil {
+			inotifyDentry(ctx, dst, InAttrib, 0, false)
+			if nlinkGone(ctx, dst) {
+				inotifyGone(ctx, dst)
+			}
+		}
+	}
 	return nil
+}
+
+// inotifyMoved reports a rename of d from oldName in oldDir to newName in
+// newDir.
+func inotifyMoved(ctx context.Context, oldDir *Dentry, oldName string, newDir *Dentry, newName string, d *Dentry) {
+	cookie := newCookie()
+	isDir := d.isDir()
+	inotifyChild(ctx, oldDir, InMovedFrom, cookie, oldName, isDir)
+	inotifyChild(ctx, newDir, InMovedTo, cookie, newName, isDir)
+	inotifyDentry(ctx, d, InMoveSelf, 0, false)
 }
 
 // moveDentryLocked gives d the name newName in newParent's cache.
@@ -680,6 +722,10 @@ func (vfs *VirtualFilesystem) exchangeLocked(ctx context.Context, or, nr *resolv
 		d.parent.addChildLocked(d)
 		d.parent.mu.Unlock()
 	}
+	if inotifyWatches.Load() != 0 {
+		inotifyMoved(ctx, oldParent.Dentry, oldName, newParent.Dentry, newName, src)
+		inotifyMoved(ctx, newParent.Dentry, newName, oldParent.Dentry, oldName, dst)
+	}
 	return nil
 }
 
@@ -750,12 +796,36 @@ func (vfs *VirtualFilesystem) SetStatDentry(ctx context.Context, vd VirtualDentr
 		if err := GenericCheckPermissions(creds, MayWrite, ino.Perms()); err != nil {
 			return err
 		}
-		return ino.SetStat(ctx, opts)
+		if err := ino.SetStat(ctx, opts); err != nil {
+			return err
+		}
+		vfs.notifySetStat(ctx, vd.Dentry, opts.Mask)
+		return nil
 	}
 	if err := CheckSetStat(ctx, opts, st); err != nil {
 		return err
 	}
-	return ino.SetStat(ctx, FixSetStatForChmodChown(ctx, opts, st))
+	if err := ino.SetStat(ctx, FixSetStatForChmodChown(ctx, opts, st)); err != nil {
+		return err
+	}
+	vfs.notifySetStat(ctx, vd.Dentry, opts.Mask)
+	return nil
+}
+
+// notifySetStat reports an attribute change of d's file: IN_MODIFY for a
+// size change, IN_ATTRIB for the rest.
+func (vfs *VirtualFilesystem) notifySetStat(ctx context.Context, d *Dentry, mask uint32) {
+	if inotifyWatches.Load() == 0 {
+		return
+	}
+	vfs.renameMu.RLock()
+	defer vfs.renameMu.RUnlock()
+	if mask&unix.STATX_SIZE != 0 {
+		inotifyDentry(ctx, d, InModify, 0, true)
+	}
+	if mask&^unix.STATX_SIZE != 0 {
+		inotifyDentry(ctx, d, InAttrib, 0, true)
+	}
 }
 
 // AccessAt is access(2)/faccessat(2): ctx carries the credentials to
