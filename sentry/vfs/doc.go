@@ -1,7 +1,9 @@
 // Package vfs owns the filesystem-independent half of file handling in the
 // sentry: the mount namespace, the dentry cache, the one path walker,
 // permission checks, open file descriptions, the FD table, the per-task
-// root/cwd/umask (FSContext) and epoll. It knows no particular filesystem:
+// root/cwd/umask (FSContext), epoll, advisory file locks (flock, POSIX
+// and OFD record locks), inotify, extended attribute checks, O_TMPFILE
+// and openat2's resolution scoping. It knows no particular filesystem:
 // each filesystem (fs/tmpfs, fs/gofer, fs/dev, ...) implements
 // FilesystemImpl and Inode, and file types implement FileDescriptionImpl.
 //
@@ -32,7 +34,12 @@
 //	Filesystem.lruMu            (the dentry eviction list; a leaf among these)
 //	filesystem-internal locks
 //	FileDescription.offMu
+//	inotifyMu → Inotify.mu      (inotify watches and queues; inotify.go)
+//	lockMu                      (flock and record locks; locks.go)
 //	waiter.Queue locks
+//
+// lockMu and inotifyMu are never held while calling a filesystem; event
+// delivery and lock waits happen after they are dropped.
 //
 // Walks hold renameMu for reading; rename, unlink, rmdir, link and the
 // create operations hold it for writing, so the cache and the filesystem
