@@ -110,6 +110,9 @@ static void test_trusted(void)
 
 	int res[2];
 	pipe(res);
+	/* Opened now: the unprivileged part below may not be able to
+	 * search the directories above the file. */
+	int ffd = open(f, O_RDONLY);
 	pid_t pid = check_fork();
 	if (pid == 0) {
 		/* Drop CAP_SYS_ADMIN but stay root otherwise. */
@@ -129,13 +132,14 @@ static void test_trusted(void)
 		/* Now as an ordinary user. */
 		setgid(1000);
 		setuid(1000);
-		r[5] = setxattr(f, "user.a", "x", 1, 0) == -1 ? errno : 0;
+		r[5] = fsetxattr(ffd, "user.a", "x", 1, 0) == -1 ? errno : 0;
 		write(res[1], r, sizeof r);
 		_exit(0);
 	}
 	int r[6] = {0};
 	read(res[0], r, sizeof r);
 	waitpid(pid, NULL, 0);
+	close(ffd);
 	CHECK(r[0] == ENODATA, "get trusted.* without CAP_SYS_ADMIN ENODATA");
 	CHECK(r[1] == EPERM, "set trusted.* without CAP_SYS_ADMIN EPERM");
 	CHECK(r[2] == EPERM, "remove trusted.* without CAP_SYS_ADMIN EPERM");
@@ -151,17 +155,19 @@ static void test_sticky(void)
 	chmod(P("sticky"), 01777);
 	int res[2];
 	pipe(res);
+	int dfd = open(P("sticky"), O_RDONLY | O_DIRECTORY);
 	pid_t pid = check_fork();
 	if (pid == 0) {
 		setgid(1000);
 		setuid(1000);
-		int r = setxattr(P("sticky"), "user.x", "x", 1, 0) == -1 ? errno : 0;
+		int r = fsetxattr(dfd, "user.x", "x", 1, 0) == -1 ? errno : 0;
 		write(res[1], &r, sizeof r);
 		_exit(0);
 	}
 	int r = 0;
 	read(res[0], &r, sizeof r);
 	waitpid(pid, NULL, 0);
+	close(dfd);
 	CHECK(r == EPERM, "user.* on another's sticky directory EPERM");
 }
 
