@@ -63,3 +63,26 @@ type Context interface {
 	// Release frees the context.
 	Release()
 }
+
+// CodeMemory is how a platform that rewrites application code (to make a
+// hot syscall site enter it without a trap) reads and writes that code.
+// The memory manager owning an address space provides it.
+type CodeMemory interface {
+	// ReadCode copies application memory at addr into dst, as the
+	// application could read it.
+	ReadCode(addr hostarch.Addr, dst []byte) error
+	// PatchCode replaces the bytes at addr, which must still be old,
+	// with new (as long, within one page), where addr lies in a private,
+	// executable, non-writable file mapping. The page is copied first
+	// where it is the file's or shared copy-on-write (the file never
+	// changes), and the platform's mapping of it is dropped, so the next
+	// fetch maps the new bytes.
+	PatchCode(addr hostarch.Addr, old, new []byte) error
+}
+
+// CodePatcher is implemented by address spaces whose platform rewrites
+// application code; the owner of the address space gives it its
+// CodeMemory.
+type CodePatcher interface {
+	SetCodeMemory(CodeMemory)
+}

@@ -3,23 +3,27 @@
 // them into SIGSYS (SECCOMP_RET_TRAP), the stub's signal handler publishes
 // the signal frame to the sentry through shared memory and waits there until
 // the sentry has rewritten it, then returns into the application with
-// rt_sigreturn. Faults and interrupts take the same path. No ptrace stop is
-// on the path of a syscall or a fault.
+// rt_sigreturn. Faults and interrupts take the same path. A syscall site
+// that keeps trapping is rewritten to enter the stub without a signal
+// (patch.go). No ptrace stop is on the path of a syscall or a fault.
 //
 // It owns: the stub executable (stub.go, testdata/stub.S), the stub
 // processes (one per address space), one stub thread per (context, address
-// space), and the context memfd whose 16 KiB slots are the shared memory of
-// those threads.
+// space), the executor of each stub (exec.go), the trampolines of rewritten
+// syscall sites (patch.go), and the context memfd whose pages are the
+// shared memory of all of these.
 //
 // ptrace is still used, but only by one "factory" goroutine locked to its
-// OS thread, for what must happen inside a stub from outside: creating the
-// template, forking stubs from it, making threads, and mapping and
-// unmapping the memory file (MapFile, Unmap). Those injected syscalls run
-// only under the factory's trace (see stubFilter); application threads are
-// never traced.
+// OS thread, to make stubs: exec'ing and preparing the template, forking a
+// stub from it and starting the stub's executor. Mappings and application
+// threads are made by each stub's executor, on request through shared
+// memory; application threads are never traced.
 //
-// Lock order: subprocess.mu, then Platform.slotMu. Neither is held across a
-// request to the factory or a wait for a stub.
+// Lock order: subprocess.trampMu, subprocess.patchMu (then the memory
+// manager's locks, through CodeMemory), subprocess.mu, then Platform.poolMu
+// and patchState.mu; executor.mu is a leaf. None but patchMu (held for
+// reading while a thread is let go) is held across a wait for a stub
+// thread.
 package systrap
 
 import (
@@ -40,11 +44,27 @@ import (
 	"github.com/veil-sandbox/veil/sentry/hostarch"
 )
 
-// FD numbers inside every stub.
+// FD numbers inside every stub's leader (application threads hold none).
 const (
 	stubMemFD = 0 // the sentry's memory file
-	stubCtxFD = 1 // the platform's context memfd (slots)
+	stubCtxFD = 1 // the platform's context memfd
 )
+
+// The context memfd: slots, then executor page pairs, then trampoline
+// pages. It is sparse; only pages in use take memory.
+const (
+	pairsOff    = maxSlots * slotSize
+	maxPairs    = 4096
+	trampsOff   = pairsOff + maxPairs*0x2000
+	maxTramps   = 16384
+	ctxFileSize = trampsOff + maxTramps*0x1000
+)
+
+func pairOff(i int) int  { return pairsOff + i*0x2000 }
+func trampOff(i int) int { return trampsOff + i*0x1000 }
+
+// maxSpinFor bounds any spin: a side expecting to wait longer sleeps.
+const maxSpinFor = 50 * time.Microsecond
 
 // Platform is the systrap platform.
 type Platform struct {
@@ -53,18 +73,23 @@ type Platform struct {
 	template *thread
 
 	ctxFD  int
-	ctxMem []byte // the sentry's mapping of all slots
+	ctxMem []byte // the sentry's mapping of the context memfd
 
-	// stubSpin and sentrySpin bound how long each side busy-waits for the
-	// other before sleeping on the futex. Both sides spinning on separate
-	// CPUs turns a round trip into two cache-line transfers; with one CPU
-	// spinning only delays the other, so it is off.
-	stubSpin   uint32
-	sentrySpin time.Duration
+	// pausesPerUS calibrates the stub's spins (PAUSE instructions per
+	// microsecond); zero on a single CPU, where spinning only delays the
+	// other side. execSpin bounds the sentry's spin for an executor.
+	pausesPerUS uint32
+	execSpin    time.Duration
 
-	slotMu    sync.Mutex
+	poolMu    sync.Mutex
 	freeSlots []int
 	nextSlot  int
+	freePairs []int
+	nextPair  int
+	freeTramp []int
+	nextTramp int
+
+	patch patchState
 }
 
 // New starts the platform. memFD is the sentry's memory file; the stubs
@@ -74,29 +99,25 @@ func New(memFD int) (*Platform, error) {
 	if !haveFSGSBase() {
 		return nil, fmt.Errorf("systrap: the host does not allow RDFSBASE/WRFSBASE in user mode (Linux 5.9+ on a CPU with FSGSBASE)")
 	}
-	ctxFD, err := unix.MemfdCreate("veil-systrap-slots", unix.MFD_CLOEXEC)
+	ctxFD, err := unix.MemfdCreate("veil-systrap-ctx", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("systrap: memfd for slots: %w", err)
 	}
-	size := maxSlots * slotSize
-	if err := unix.Ftruncate(ctxFD, int64(size)); err != nil {
+	if err := unix.Ftruncate(ctxFD, ctxFileSize); err != nil {
 		unix.Close(ctxFD)
-		return nil, fmt.Errorf("systrap: sizing the slot memfd: %w", err)
+		return nil, fmt.Errorf("systrap: sizing the context memfd: %w", err)
 	}
-	mem, err := unix.Mmap(ctxFD, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
+	mem, err := unix.Mmap(ctxFD, 0, ctxFileSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
 	if err != nil {
 		unix.Close(ctxFD)
-		return nil, fmt.Errorf("systrap: mapping the slot memfd: %w", err)
+		return nil, fmt.Errorf("systrap: mapping the context memfd: %w", err)
 	}
 	p := &Platform{ctxFD: ctxFD, ctxMem: mem}
 	if runtime.NumCPU() > 1 {
-		// Measured on a 2-CPU VM: a futex wake across CPUs costs tens
-		// of microseconds there, so a side that gives up too early
-		// makes the round trip five times slower; these bounds keep
-		// misses rare for the sentry's fast syscalls.
-		p.stubSpin = 2000                    // PAUSEs: ~50-100µs
-		p.sentrySpin = 50 * time.Microsecond // on the sentry's side
+		p.pausesPerUS = calibratePause()
+		p.execSpin = maxSpinFor
 	}
+	p.patch.init()
 	f, err := stubutil.StartFactory(func() (err error) {
 		p.template, err = p.startTemplate(memFD)
 		return err
@@ -106,6 +127,20 @@ func New(memFD int) (*Platform, error) {
 	}
 	p.factory = f
 	return p, nil
+}
+
+// calibratePause measures how many PAUSE instructions take a microsecond
+// here (from about 10 to over 100 cycles each, by CPU).
+func calibratePause() uint32 {
+	best := time.Duration(1 << 62)
+	const n = 20000
+	for range 5 {
+		t := time.Now()
+		pauseLoop(n)
+		best = min(best, time.Since(t))
+	}
+	per := uint64(n) * uint64(time.Microsecond) / uint64(max(best, 1))
+	return uint32(min(max(per, 1), 1000))
 }
 
 // haveFSGSBase reports whether user code may use RDFSBASE and friends
@@ -159,7 +194,7 @@ func (p *Platform) startTemplate(memFD int) (*thread, error) {
 		nr   uintptr
 		args [6]uintptr
 	}
-	// Strip the template down to the stub page and the two memfds, give
+	// Strip the template down to the stub image and the two memfds, give
 	// it the signal handlers every stub inherits, then lock it down.
 	steps := []step{
 		{unix.SYS_CLOSE_RANGE, [6]uintptr{stubCtxFD + 1, ^uintptr(0) >> 32, 0}},
@@ -178,7 +213,7 @@ func (p *Platform) startTemplate(memFD int) (*thread, error) {
 		step{unix.SYS_SECCOMP, [6]uintptr{unix.SECCOMP_SET_MODE_FILTER, 0, stubBase + fprogOff}},
 	)
 	for _, s := range steps {
-		if r, err := injectAt(t, sysSite, s.nr, s.args, 0); err != nil || int64(r) < 0 && int64(r) > -4096 {
+		if r, err := injectAt(t, sysSite, s.nr, s.args); err != nil || int64(r) < 0 && int64(r) > -4096 {
 			return fail(fmt.Errorf("systrap: preparing stub (syscall %d): %v %v", s.nr, err, unix.Errno(-int64(r))))
 		}
 	}
@@ -192,39 +227,50 @@ const ptraceOptions = unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_EXITKILL | unix
 // slot returns the sentry's view of slot i.
 func (p *Platform) slot(i int) []byte { return p.ctxMem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize] }
 
-// allocSlot takes a slot from the pool, cleared: a slot's alternate stack
-// still holds the frames of its last thread, which may have been another
-// process's.
-func (p *Platform) allocSlot() (int, error) {
-	p.slotMu.Lock()
-	defer p.slotMu.Unlock()
-	if n := len(p.freeSlots); n > 0 {
-		i := p.freeSlots[n-1]
-		p.freeSlots = p.freeSlots[:n-1]
-		clear(p.slot(i))
+// alloc takes an index from a pool (free list, then never-used ones below
+// limit).
+func (p *Platform) alloc(free *[]int, next *int, limit int, what string) (int, error) {
+	p.poolMu.Lock()
+	defer p.poolMu.Unlock()
+	if n := len(*free); n > 0 {
+		i := (*free)[n-1]
+		*free = (*free)[:n-1]
 		return i, nil
 	}
-	if p.nextSlot == maxSlots {
-		return 0, fmt.Errorf("systrap: all %d stub thread slots in use", maxSlots)
+	if *next == limit {
+		return 0, fmt.Errorf("systrap: all %d %s in use", limit, what)
 	}
-	p.nextSlot++
-	return p.nextSlot - 1, nil
+	*next++
+	return *next - 1, nil
 }
 
-func (p *Platform) releaseSlots(slots []int) {
-	p.slotMu.Lock()
-	p.freeSlots = append(p.freeSlots, slots...)
-	p.slotMu.Unlock()
+func (p *Platform) release(free *[]int, is ...int) {
+	p.poolMu.Lock()
+	*free = append(*free, is...)
+	p.poolMu.Unlock()
+}
+
+// allocSlot takes a slot from the pool, cleared: a slot still holds the
+// frames of its last thread, which may have been another process's.
+func (p *Platform) allocSlot() (int, error) {
+	i, err := p.alloc(&p.freeSlots, &p.nextSlot, maxSlots, "stub thread slots")
+	if err == nil {
+		clear(p.slot(i))
+	}
+	return i, err
 }
 
 // NewAddressSpace implements platform.Platform: fork a stub from the
-// template.
+// template, map its executor's pages and start the executor.
 func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
+	pair, err := p.alloc(&p.freePairs, &p.nextPair, maxPairs, "stub processes")
+	if err != nil {
+		return nil, err
+	}
 	var leader *thread
-	var err error
 	p.factory.Do(func() {
 		var r uintptr
-		r, err = injectAt(p.template, forkSite, unix.SYS_CLONE, [6]uintptr{unix.CLONE_PARENT | uintptr(unix.SIGCHLD)}, 0)
+		r, err = injectAt(p.template, forkSite, unix.SYS_CLONE, [6]uintptr{unix.CLONE_PARENT | uintptr(unix.SIGCHLD)})
 		if err != nil {
 			return
 		}
@@ -233,68 +279,119 @@ func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
 			return
 		}
 		leader, err = tracer.Seize(int32(r), int32(r))
-		if err == nil {
-			leader.InitRegs = p.template.InitRegs
+		if err != nil {
+			return
 		}
+		leader.InitRegs = p.template.InitRegs
+		err = p.startExecutor(leader, pair)
 	})
 	if err != nil {
+		if leader != nil {
+			unix.Kill(int(leader.TGID), unix.SIGKILL)
+			leader.Reap()
+		}
+		p.release(&p.freePairs, pair)
 		return nil, err
 	}
-	return &subprocess{p: p, leader: leader}, nil
+	s := &subprocess{p: p, leader: leader, pair: pair}
+	s.exec = newExecutor(p, pair, leader.TGID)
+	return s, nil
 }
 
-// subprocess is one stub process: an address space. Its leader only parks
-// and is injected into by the factory; its other threads run application
-// code, one per context that has run in it.
+// startExecutor maps a seized leader's executor pages (the request page
+// read-only) and lets it run the executor loop. It stays traced, only so
+// that it dies with the sentry (PTRACE_O_EXITKILL); it never stops again.
+func (p *Platform) startExecutor(leader *thread, pair int) error {
+	off := uintptr(pairOff(pair))
+	for _, m := range []struct {
+		addr, prot, off uintptr
+	}{
+		{reqAddr, unix.PROT_READ, off},
+		{ldrAddr, unix.PROT_READ | unix.PROT_WRITE, off + 0x1000},
+	} {
+		r, err := injectAt(leader, sysSite, unix.SYS_MMAP, [6]uintptr{m.addr, 0x1000, m.prot, unix.MAP_SHARED | unix.MAP_FIXED, stubCtxFD, m.off})
+		if err != nil {
+			return err
+		}
+		if e := int64(r); e < 0 && e > -4096 {
+			return fmt.Errorf("systrap: mapping executor pages: %w", unix.Errno(-e))
+		}
+	}
+	p.initPair(pair)
+	regs := leader.InitRegs
+	regs.Rip = execStart
+	if err := leader.SetRegs(&regs); err != nil {
+		return err
+	}
+	return leader.Cont(unix.PTRACE_CONT, 0)
+}
+
+// subprocess is one stub process: an address space. Its leader runs the
+// executor; its other threads run application code, one per context that
+// has run in it.
 type subprocess struct {
 	p      *Platform
 	leader *thread
+	pair   int
+	exec   *executor
+
+	// patchMu is held for reading while a thread is let go back to the
+	// application, and for writing while application code is rewritten
+	// (patch.go).
+	patchMu sync.RWMutex
 
 	mu   sync.Mutex
 	dead bool
 	// slots are all slots mapped in this stub; spare are those whose
 	// thread was told to exit, reusable here once the kernel has cleared
 	// their state word (the thread is gone).
-	slots []int
-	spare []int
+	slots   []int
+	spare   []int
+	threads map[*stubThread]struct{}
+	// tramps maps the trampoline pages mapped in this stub (page address
+	// to page in the context memfd); trampMu serializes their making.
+	tramps  map[uint64]int
+	trampMu sync.Mutex
+	// code reads and rewrites the application's code; trapCount counts
+	// the traps of sites not rewritten yet (patch.go).
+	code      platform.CodeMemory
+	trapCount map[uint64]int
 }
 
-// inject runs one host syscall in the stub's leader.
-func (s *subprocess) inject(nr uintptr, args [6]uintptr, r12 uint64) (uintptr, error) {
-	var r uintptr
-	var err error
-	s.p.factory.Do(func() { r, err = injectAt(s.leader, sysSiteFor(nr), nr, args, r12) })
-	if err != nil {
-		return 0, err
-	}
-	if e := int64(r); e < 0 && e > -4096 {
-		return 0, unix.Errno(-e)
-	}
-	return r, nil
-}
-
-func sysSiteFor(nr uintptr) uintptr {
-	if nr == unix.SYS_CLONE {
-		return threadSite
-	}
-	return sysSite
-}
+// minAppAddr is the lowest address the sentry's memory manager ever maps
+// (vm.mmap_min_addr's usual value); below it lie the platform's low
+// trampolines.
+const minAppAddr = 0x10000
 
 // MapFile implements platform.AddressSpace.
 func (s *subprocess) MapFile(addr hostarch.Addr, fileOffset, length uint64, at hostarch.AccessType) error {
-	_, err := s.inject(unix.SYS_MMAP, [6]uintptr{uintptr(addr), uintptr(length), uintptr(at.Prot()),
-		unix.MAP_SHARED | unix.MAP_FIXED, stubMemFD, uintptr(fileOffset)}, 0)
-	return err
+	end, ok := addr.AddLength(length)
+	if !ok || addr < minAppAddr || end > MaxUserAddress {
+		return unix.EINVAL
+	}
+	ops := []execOp{{nr: unix.SYS_MMAP, args: [6]uintptr{uintptr(addr), uintptr(length), uintptr(at.Prot()),
+		unix.MAP_SHARED | unix.MAP_FIXED, stubMemFD, uintptr(fileOffset)}}}
+	if err := s.exec.run(ops); err != nil {
+		return err
+	}
+	if e := int64(ops[0].res); e < 0 && e > -4096 {
+		return unix.Errno(-e)
+	}
+	return nil
 }
 
 // Unmap implements platform.AddressSpace.
 func (s *subprocess) Unmap(addr hostarch.Addr, length uint64) {
-	s.inject(unix.SYS_MUNMAP, [6]uintptr{uintptr(addr), uintptr(length)}, 0)
+	end, ok := addr.AddLength(length)
+	if !ok || addr < minAppAddr || end > MaxUserAddress {
+		return
+	}
+	s.exec.run([]execOp{{nr: unix.SYS_MUNMAP, args: [6]uintptr{uintptr(addr), uintptr(length)}}})
 }
 
 // Release implements platform.AddressSpace: kill the stub, reap it (its
 // leader is reported only once every thread is gone), and give its slots
-// back.
+// and pages back.
 func (s *subprocess) Release() {
 	s.mu.Lock()
 	if s.dead {
@@ -304,10 +401,19 @@ func (s *subprocess) Release() {
 	s.dead = true
 	slots := s.slots
 	s.slots, s.spare = nil, nil
+	var tramps []int
+	for _, t := range s.tramps {
+		tramps = append(tramps, t)
+	}
+	s.tramps = nil
+	s.code = nil
 	s.mu.Unlock()
 	unix.Kill(int(s.leader.TGID), unix.SIGKILL)
+	s.exec.close()
 	s.leader.Reap()
-	s.p.releaseSlots(slots)
+	s.p.release(&s.p.freeSlots, slots...)
+	s.p.release(&s.p.freePairs, s.pair)
+	s.p.release(&s.p.freeTramp, tramps...)
 }
 
 // stubThread is an application thread of a stub and its slot.
@@ -316,14 +422,24 @@ type stubThread struct {
 	slot      int
 	mem       []byte // the sentry's view of the slot
 	tgid, tid int32
+	// fast says the slot's fast-path frame is ready: the thread runs
+	// with its GS base at the slot, so rewritten sites enter the fast
+	// path (the application's own GS base, when it sets one, disables
+	// it for the thread).
+	fast bool
+	// eventAt and resumeAt time the last handover each way; handling
+	// and running are moving averages of the sentry's time on an event
+	// and the application's time between events, which size the spins.
+	eventAt, resumeAt time.Time
+	handling, running time.Duration
 }
 
 func (th *stubThread) stubAddr() uint64 { return slotsBase + uint64(th.slot)*slotSize }
 
 func (th *stubThread) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&th.mem[off])) }
 
-// newThread makes an application thread in s and waits until it has
-// reported from its handler.
+// newThread has the executor make an application thread in s and waits
+// until it has reported from its handler.
 func (s *subprocess) newThread() (*stubThread, error) {
 	s.mu.Lock()
 	if s.dead {
@@ -353,28 +469,33 @@ func (s *subprocess) newThread() (*stubThread, error) {
 	le := binary.LittleEndian
 	clear(th.mem[:altStackOff])
 	*th.word(slotState) = stateInit
-	*th.word(slotSpin) = s.p.stubSpin
 	le.PutUint64(th.mem[slotStack:], th.stubAddr()+altStackOff) // ss_sp
 	le.PutUint64(th.mem[slotStack+16:], slotSize-altStackOff)   // ss_size
+	var ops []execOp
 	if fresh {
-		if _, err := s.inject(unix.SYS_MMAP, [6]uintptr{uintptr(th.stubAddr()), slotSize,
-			unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED | unix.MAP_FIXED, stubCtxFD, uintptr(slot * slotSize)}, 0); err != nil {
-			return nil, fmt.Errorf("systrap: mapping a slot: %w", err)
+		ops = append(ops, execOp{nr: unix.SYS_MMAP, args: [6]uintptr{uintptr(th.stubAddr()), slotSize,
+			unix.PROT_READ | unix.PROT_WRITE, unix.MAP_SHARED | unix.MAP_FIXED, stubCtxFD, uintptr(slot * slotSize)}})
+	}
+	ops = append(ops, execOp{nr: unix.SYS_CLONE, args: [6]uintptr{threadCloneFlags, 0, 0, uintptr(th.stubAddr() + slotState)}, r12: th.stubAddr()})
+	if err := s.exec.run(ops); err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if e := int64(op.res); e < 0 && e > -4096 {
+			return nil, fmt.Errorf("systrap: making a stub thread (syscall %d): %w", op.nr, unix.Errno(-e))
 		}
 	}
-	// The thread shares everything with the leader, is not traced, and
-	// has the kernel zero its state word (and wake us) when it dies.
-	tid, err := s.inject(unix.SYS_CLONE, [6]uintptr{
-		unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_THREAD |
-			unix.CLONE_SYSVSEM | unix.CLONE_UNTRACED | unix.CLONE_CHILD_CLEARTID,
-		0, 0, uintptr(th.stubAddr() + slotState)}, th.stubAddr())
-	if err != nil {
-		return nil, fmt.Errorf("systrap: cloning a stub thread: %w", err)
-	}
-	th.tid = int32(tid)
-	if st := th.wait(stateInit, s.p.sentrySpin); st != stateEvent {
+	th.tid = int32(ops[len(ops)-1].res)
+	if st := th.wait(stateInit, maxSpinFor); st != stateEvent {
 		return nil, fmt.Errorf("systrap: new stub thread did not report (state %d)", st)
 	}
+	th.setupFast()
+	s.mu.Lock()
+	if s.threads == nil {
+		s.threads = make(map[*stubThread]struct{})
+	}
+	s.threads[th] = struct{}{}
+	s.mu.Unlock()
 	return th, nil
 }
 
@@ -383,6 +504,7 @@ func (th *stubThread) retire() {
 	s := th.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.threads, th)
 	if s.dead {
 		return // the slot may belong to another stub by now
 	}
@@ -461,28 +583,62 @@ const (
 	scFPState   = 184
 	fxswOff     = 464 // struct _fpx_sw_bytes in the FXSAVE area's software bytes
 	fxswMagic1  = 0x46505853
+	fxswMagic2  = 0x46505845 // after the XSAVE image
 	xstateBVOff = 512
 )
 
 // frame locates the parked thread's signal frame in the sentry's view of
 // the slot. Everything here is written by the stub, so by the application
-// as much as by the kernel: it is checked to lie inside the slot.
+// as much as by the kernel: it is checked to lie inside the slot, clear of
+// the control block.
 func (th *stubThread) frame() (sc []byte, info []byte, ok bool) {
 	base := th.stubAddr()
 	le := binary.LittleEndian
 	uc := le.Uint64(th.mem[slotUcontext:]) - base
 	si := le.Uint64(th.mem[slotSiginfo:]) - base
-	if uc < altStackOff || uc > slotSize-ucEnd || si < altStackOff || si > slotSize-128 {
+	if uc < fastUcontextOff || uc > slotSize-ucEnd || si < fastSiginfoOff || si > slotSize-128 {
 		return nil, nil, false
 	}
 	return th.mem[uc+ucMcontext : uc+ucEnd], th.mem[si : si+128], true
+}
+
+// setupFast prepares the slot's fast-path frame from the first frame the
+// kernel built for the thread (the report of a new thread): the same
+// uc_flags and XSAVE software bytes, so that rt_sigreturn restores the
+// full register state from it; the thread's alternate stack, which
+// rt_sigreturn reinstalls; and the image's location. If the host's XSAVE
+// image does not fit the frame, the thread goes without the fast path.
+func (th *stubThread) setupFast() {
+	le := binary.LittleEndian
+	uc := le.Uint64(th.mem[slotUcontext:]) - th.stubAddr()
+	sc, _, ok := th.frame()
+	if !ok {
+		return
+	}
+	img, ok := th.fpstate(sc)
+	if !ok || len(img) <= xstateBVOff || le.Uint32(img[fxswOff:]) != fxswMagic1 {
+		return
+	}
+	size := len(img)
+	if fastFPOff+size+4 > fastFPEnd {
+		return
+	}
+	fuc := th.mem[fastUcontextOff:]
+	copy(fuc[:8], th.mem[uc:uc+8]) // uc_flags
+	le.PutUint64(fuc[16:], th.stubAddr()+altStackOff)
+	le.PutUint64(fuc[32:], slotSize-altStackOff)
+	le.PutUint64(fuc[ucMcontext+scFPState:], th.stubAddr()+fastFPOff)
+	fp := th.mem[fastFPOff:fastFPEnd]
+	copy(fp[fxswOff:xstateBVOff], img[fxswOff:xstateBVOff])
+	le.PutUint32(fp[size:], fxswMagic2)
+	th.fast = th.s.p.patch.enabled
 }
 
 // fpstate locates the frame's XSAVE image and the size the kernel gave it.
 func (th *stubThread) fpstate(sc []byte) ([]byte, bool) {
 	le := binary.LittleEndian
 	fp := le.Uint64(sc[scFPState:]) - th.stubAddr()
-	if fp < altStackOff || fp > slotSize-512 {
+	if fp < fastUcontextOff || fp > slotSize-512 {
 		return nil, false
 	}
 	img := th.mem[fp:]
@@ -508,6 +664,10 @@ func (th *stubThread) readRegs(sc []byte, r *arch.Registers) {
 	r.Ss = uint64(le.Uint16(sc[scSS:]))
 	r.Fs_base = le.Uint64(th.mem[slotFSBase:])
 	r.Gs_base = le.Uint64(th.mem[slotGSBase:])
+	if r.Gs_base == th.stubAddr() {
+		// The platform's, not the application's (see fast).
+		r.Gs_base = 0
+	}
 }
 
 // writeRegs stores r into the frame for rt_sigreturn. The segments are
@@ -524,7 +684,11 @@ func (th *stubThread) writeRegs(sc []byte, r *arch.Registers) {
 	le.PutUint16(sc[scSS:], arch.UserSS)
 	le.PutUint64(sc[ucSigmask-ucMcontext:], 0)
 	le.PutUint64(th.mem[slotFSBase:], r.Fs_base)
-	le.PutUint64(th.mem[slotGSBase:], r.Gs_base)
+	gs := r.Gs_base
+	if gs == 0 && th.fast {
+		gs = th.stubAddr()
+	}
+	le.PutUint64(th.mem[slotGSBase:], gs)
 }
 
 func sigcontextOrder(r *arch.Registers) [18]*uint64 {
@@ -639,6 +803,24 @@ func (c *context) moveTo(s *subprocess, ac *arch.Context) error {
 	return nil
 }
 
+// spinFor is how long to spin for the other side, given the moving
+// average of how long it usually takes: generously (a wake-up through the
+// futex costs tens of microseconds on a virtual machine) while that is
+// short, not at all once it is not, so that an application making
+// syscalls in a loop pays no futex call on either side and an idle one
+// costs no CPU.
+func spinFor(avg time.Duration) time.Duration {
+	if avg > maxSpinFor {
+		return 0
+	}
+	return min(max(4*avg, minSpinFor), maxSpinFor)
+}
+
+// minSpinFor is the least a spinning side spins.
+const minSpinFor = 10 * time.Microsecond
+
+func average(avg, sample time.Duration) time.Duration { return (7*avg + sample) / 8 }
+
 // Switch implements platform.Context.
 func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.SignalInfo, hostarch.AccessType, error) {
 	if c.interrupted.Swap(false) {
@@ -669,11 +851,24 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		return nil, hostarch.NoAccess, platform.ErrContextInterrupt
 	}
 	ac.FPValid = false
+	pausesPerUS := c.p.pausesPerUS
 	for {
+		now := time.Now()
+		if !th.eventAt.IsZero() {
+			th.handling = average(th.handling, now.Sub(th.eventAt))
+		}
+		// The stub spins for the next answer about as long as answers
+		// have been taking.
+		atomic.StoreUint32(th.word(slotSpin), uint32(spinFor(th.handling)/time.Microsecond)*pausesPerUS)
+		th.resumeAt = now
+		s.patchMu.RLock()
 		th.set(stateResume)
-		if st := th.wait(stateResume, c.p.sentrySpin); st != stateEvent {
+		s.patchMu.RUnlock()
+		if st := th.wait(stateResume, spinFor(th.running)); st != stateEvent {
 			return nil, hostarch.NoAccess, platform.ErrContextDead
 		}
+		th.eventAt = time.Now()
+		th.running = average(th.running, th.eventAt.Sub(th.resumeAt))
 		sc, sinfo, ok := th.frame()
 		if !ok {
 			return nil, hostarch.NoAccess, platform.ErrContextDead
@@ -682,10 +877,14 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		le := binary.LittleEndian
 		switch sig := unix.Signal(le.Uint64(th.mem[slotSigno:])); sig {
 		case unix.SIGSYS:
-			// SECCOMP_RET_TRAP rolled rax back to the syscall number;
-			// present the stop as ptrace's syscall-entry stop does.
+			// SECCOMP_RET_TRAP rolled rax back to the syscall number
+			// (and the fast path stored it there); present the stop as
+			// ptrace's syscall-entry stop does.
 			ac.Regs.Orig_rax = ac.Regs.Rax
 			ac.Regs.Rax = ^uint64(unix.ENOSYS) + 1
+			if atomic.LoadUint32(th.word(slotFast)) == 0 {
+				c.p.patch.trapped(th, &ac.Regs)
+			}
 			return nil, hostarch.NoAccess, nil
 		case interruptSignal:
 			ac.Regs.Orig_rax = ^uint64(0)
@@ -703,6 +902,12 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 				ac.Regs.Rax = ^uint64(unix.ENOSYS) + 1
 				return nil, hostarch.NoAccess, nil
 			}
+			if c.p.patch.recordFault(th, sig, &ac.Regs) {
+				// A rewritten site's trampoline, now installed in
+				// this stub: go on from it.
+				th.writeRegs(sc, &ac.Regs)
+				continue
+			}
 			at := hostarch.NoAccess
 			if sig == unix.SIGSEGV && le.Uint64(sc[scTrapNo:]) == 14 {
 				// The page fault error code: bit 1 write, bit 4 fetch.
@@ -715,6 +920,9 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 				default:
 					at = hostarch.Read
 				}
+				// Faults are served through the executor: let this
+				// thread sleep rather than compete for a CPU with it.
+				atomic.StoreUint32(th.word(slotSpin), 0)
 			}
 			return info, at, platform.ErrContextSignal
 		default:
@@ -746,10 +954,7 @@ type thread = stubutil.Thread
 var tracer = &stubutil.Tracer{Name: "systrap", Options: ptraceOptions}
 
 // injectAt runs one host syscall in t at site (see stubutil.Thread.Syscall).
-// The filter's SECCOMP_RET_TRACE stop on the way is let through; r12 is
-// for threadSite, whose child finds its slot there.
-func injectAt(t *thread, site uintptr, nr uintptr, args [6]uintptr, r12 uint64) (uintptr, error) {
-	regs := t.InitRegs
-	regs.R12 = r12
-	return t.SyscallFrom(regs, site, nr, args)
+// The filter's SECCOMP_RET_TRACE stop on the way is let through.
+func injectAt(t *thread, site uintptr, nr uintptr, args [6]uintptr) (uintptr, error) {
+	return t.Syscall(site, nr, args)
 }

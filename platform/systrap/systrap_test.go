@@ -2,13 +2,15 @@ package systrap
 
 import (
 	"bytes"
-	"fmt"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -34,56 +36,65 @@ func TestStubSeccompKillsOtherSyscalls(t *testing.T) {
 	}
 	defer as.Release()
 	s := as.(*subprocess)
-	// An allowed injection works.
-	if _, err := s.inject(unix.SYS_MUNMAP, [6]uintptr{0x10000, 0x1000}, 0); err != nil {
-		t.Fatalf("munmap injection: %v", err)
+	// An executor operation works.
+	ops := []execOp{{nr: unix.SYS_MUNMAP, args: [6]uintptr{0x10000, 0x1000}}}
+	if err := s.exec.run(ops); err != nil || ops[0].res != 0 {
+		t.Fatalf("munmap by the executor: %v %#x", err, ops[0].res)
 	}
-	// Anything else, even from the stub's own syscall site, kills the stub.
-	if _, err := s.inject(unix.SYS_GETPID, [6]uintptr{}, 0); err != platform.ErrContextDead {
-		t.Fatalf("getpid injection: %v, want the stub killed", err)
+	// Anything else, even from the executor's own syscall site, kills the
+	// stub.
+	if err := s.exec.run([]execOp{{nr: unix.SYS_GETPID}}); err != platform.ErrContextDead {
+		t.Fatalf("getpid by the executor: %v, want the stub killed", err)
 	}
 }
 
 func BenchmarkSyscallRoundTrip(b *testing.B) {
-	platformtest.BenchmarkSyscallRoundTrip(b, New, func(p *Platform) {
-		if v := os.Getenv("SPIN"); v != "" {
-			var a, c int
-			fmt.Sscanf(v, "%d,%d", &a, &c)
-			p.stubSpin, p.sentrySpin = uint32(a), time.Duration(c)*time.Nanosecond
-		}
-	})
+	platformtest.BenchmarkSyscallRoundTrip(b, New, func(p *Platform) {})
 }
 
-// TestAppCannotUseInjectionSites: application code that jumps to the
-// stub's mmap site gets ENOSYS (SECCOMP_RET_TRACE without a tracer) rather
-// than a mapping of the memory file, and the int3 after it is reported.
-func TestAppCannotUseInjectionSites(t *testing.T) {
+// TestAppCannotUseStubSites: application code that jumps to the stub's
+// syscall sites (the ptrace injection site, the executor's) with their own
+// syscall numbers and the memory file's FD does not get them made: each is
+// the application's call, a syscall stop for the sentry to emulate.
+func TestAppCannotUseStubSites(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	p, mem := platformtest.New(t, New)
-	code := []byte{
-		0xb8, 9, 0, 0, 0, // mov eax, SYS_mmap
-		0x48, 0xbf, 0, 0, 0, 0x10, 0, 0, 0, 0, // mov rdi, 0x10000000
-		0xbe, 0, 0x10, 0, 0, // mov esi, 0x1000
-		0xba, 3, 0, 0, 0, // mov edx, PROT_READ|PROT_WRITE
-		0x41, 0xba, 0x11, 0, 0, 0, // mov r10d, MAP_SHARED|MAP_FIXED
-		0x45, 0x31, 0xc0, // xor r8d, r8d (the memory file)
-		0x45, 0x31, 0xc9, // xor r9d, r9d
-		0x48, 0xb9, 0, 0, 0, 0, 0, 0, 0, 0, // mov rcx, sysSite
-		0xff, 0xe1, // jmp rcx
-	}
-	for i := 0; i < 8; i++ {
-		code[len(code)-10+i] = byte(uint64(sysSite) >> (8 * i))
-	}
-	copy(mem, code)
-	as, ctx, ac := platformtest.Start(t, p)
-	defer ctx.Release()
-	info, _, err := ctx.Switch(as, ac)
-	if err != platform.ErrContextSignal || info.Signo != int32(unix.SIGTRAP) {
-		t.Fatalf("Switch: %v %+v, want the int3 after the site", err, info)
-	}
-	if int64(ac.Regs.Rax) != -int64(unix.ENOSYS) {
-		t.Fatalf("mmap from the application returned %#x, want -ENOSYS", ac.Regs.Rax)
+	for _, tc := range []struct {
+		site uint64
+		nr   byte
+		rdi  uint64
+	}{
+		{sysSite, unix.SYS_MMAP, 0x10000000},
+		{codeBase + execIPOff - 2, unix.SYS_MMAP, 0x10000000},
+		{codeBase + cloneIPOff - 2, unix.SYS_CLONE, threadCloneFlags},
+		{codeBase + pwriteIPOff - 2, unix.SYS_PWRITE64, stubCtxFD},
+	} {
+		p, mem := platformtest.New(t, New)
+		code := []byte{
+			0xb8, tc.nr, 0, 0, 0, // mov eax, nr
+			0x48, 0xbf, 0, 0, 0, 0, 0, 0, 0, 0, // mov rdi, rdi
+			0xbe, 0, 0x10, 0, 0, // mov esi, 0x1000
+			0xba, 3, 0, 0, 0, // mov edx, PROT_READ|PROT_WRITE
+			0x41, 0xba, 0x11, 0, 0, 0, // mov r10d, MAP_SHARED|MAP_FIXED
+			0x45, 0x31, 0xc0, // xor r8d, r8d (the memory file)
+			0x45, 0x31, 0xc9, // xor r9d, r9d
+			0x48, 0xb9, 0, 0, 0, 0, 0, 0, 0, 0, // mov rcx, site
+			0xff, 0xe1, // jmp rcx
+		}
+		for i := 0; i < 8; i++ {
+			code[7+i] = byte(tc.rdi >> (8 * i))
+			code[len(code)-10+i] = byte(tc.site >> (8 * i))
+		}
+		copy(mem, code)
+		as, ctx, ac := platformtest.Start(t, p)
+		info, _, err := ctx.Switch(as, ac)
+		if err != nil {
+			t.Fatalf("site %#x: Switch: %v %+v, want a syscall stop", tc.site, err, info)
+		}
+		if ac.SyscallNo() != uintptr(tc.nr) || ac.Regs.Rip != tc.site+2 {
+			t.Fatalf("site %#x: stop at %#x for syscall %d, want %d at the site", tc.site, ac.Regs.Rip, ac.SyscallNo(), tc.nr)
+		}
+		ctx.Release()
 	}
 }
 
@@ -177,15 +188,20 @@ func TestManyThreadsAndAddressSpaces(t *testing.T) {
 }
 
 // TestStubCodeMatchesSource assembles testdata/stub.S and compares it with
-// stubCode, when the GNU assembler is installed.
+// stubCode, and its labels with the offsets stub.go names, when the GNU
+// assembler is installed.
 func TestStubCodeMatchesSource(t *testing.T) {
 	as, err := exec.LookPath("as")
 	if err != nil {
-		t.Skip("no assembler")
+		t.Skip("no assembler (as) installed")
 	}
 	objcopy, err := exec.LookPath("objcopy")
 	if err != nil {
-		t.Skip("no objcopy")
+		t.Skip("no objcopy installed")
+	}
+	nm, err := exec.LookPath("nm")
+	if err != nil {
+		t.Skip("no nm installed")
 	}
 	dir := t.TempDir()
 	obj, bin := filepath.Join(dir, "stub.o"), filepath.Join(dir, "stub.bin")
@@ -201,6 +217,31 @@ func TestStubCodeMatchesSource(t *testing.T) {
 	}
 	if !bytes.Equal(b, stubCode) {
 		t.Fatalf("stubCode differs from testdata/stub.S:\n%x\n%x", stubCode, b)
+	}
+	out, err := exec.Command(nm, obj).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]uint64{}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 && (f[1] == "t" || f[1] == "T") {
+			v, _ := strconv.ParseUint(f[0], 16, 64)
+			labels[f[2]] = v
+		}
+	}
+	for name, want := range map[string]uint64{
+		"loop": loopOff, "loop_ip": loopIPOff, "sys_site": sysSiteOff, "sys_ip": sysIPOff,
+		"fork_site": forkSiteOff, "fork_ip": forkIPOff, "exec_start": execStartOff,
+		"exec_wait_ip": execWaitIPOff, "exec_ip": execIPOff, "clone_ip": cloneIPOff,
+		"closerange_ip": closeRangeIPOff, "seccomp_ip": seccompIPOff, "altstack_ip": altStackIPOff,
+		"pwrite_ip": pwriteIPOff, "exec_wake_ip": execWakeIPOff, "handler": handlerOff,
+		"fast_entry": fastEntryOff, "wake_ip": wakeIPOff, "waitfutex_ip": waitFutexIPOff,
+		"sigreturn_ip": sigreturnIPOff, "exit_ip": exitIPOff,
+	} {
+		if got, ok := labels[name]; !ok || got != want {
+			t.Errorf("label %s at %#x in stub.S, %#x in stub.go", name, got, want)
+		}
 	}
 }
 
@@ -230,5 +271,119 @@ func TestProbeSyscalls(t *testing.T) {
 	}
 	if ac.SyscallNo() != 39 {
 		t.Fatalf("last stop: syscall %d", ac.SyscallNo())
+	}
+}
+
+// fakeCode is a platform.CodeMemory over the memory file page that
+// platformtest.Start maps at CodeAddr (shared, so a patch shows at once).
+type fakeCode struct {
+	mem     []byte
+	patches int
+}
+
+func (f *fakeCode) ReadCode(addr hostarch.Addr, dst []byte) error {
+	off := uint64(addr) - codeAddr
+	if off+uint64(len(dst)) > hostarch.PageSize {
+		return unix.EFAULT
+	}
+	copy(dst, f.mem[off:])
+	return nil
+}
+
+func (f *fakeCode) PatchCode(addr hostarch.Addr, old, new []byte) error {
+	off := uint64(addr) - codeAddr
+	if !bytes.Equal(f.mem[off:off+uint64(len(old))], old) {
+		return unix.EAGAIN
+	}
+	copy(f.mem[off:], new)
+	f.patches++
+	return nil
+}
+
+// TestSiteRewriting: a syscall site that keeps trapping is rewritten to
+// jump to a trampoline record; from then on its syscalls come through the
+// fast path with every register, the flags and the vector registers as the
+// application left them, and results and register changes made by the
+// sentry reach the application.
+func TestSiteRewriting(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, mem := platformtest.New(t, New)
+	code := []byte{
+		0x48, 0xff, 0xc5, // 0: inc rbp
+		0x66, 0x48, 0x0f, 0x6e, 0xc5, // 3: movq xmm0, rbp
+		0xc5, 0xfd, 0x6f, 0xc8, // 8: vmovdqa ymm1, ymm0
+		0x48, 0x39, 0xed, // 12: cmp rbp, rbp (ZF=1)
+		0xb8, 39, 0, 0, 0, // 15: mov eax, 39
+		0x0f, 0x05, // 20: syscall
+		0x66, 0x48, 0x0f, 0x7e, 0xce, // 22: movq rsi, xmm1
+		0xeb, 0xe3, // 27: jmp 0
+	}
+	const site = codeAddr + 15
+	copy(mem, code)
+	as, ctx, ac := platformtest.Start(t, p)
+	defer ctx.Release()
+	fc := &fakeCode{mem: mem}
+	as.(platform.CodePatcher).SetCodeMemory(fc)
+	ac.Regs.Rbp = 100
+	ac.Regs.Rbx, ac.Regs.R12, ac.Regs.R15, ac.Regs.Rdi = 0xb1, 0x12, 0x15, 0xd1
+	fastSeen := false
+	for i := 0; i < 10; i++ {
+		if _, _, err := ctx.Switch(as, ac); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		th := ctx.(*context).th
+		fast := atomic.LoadUint32(th.word(slotFast)) != 0
+		fastSeen = fastSeen || fast
+		if ac.SyscallNo() != 39 || ac.Regs.Rip != site+7 || ac.Regs.Rcx != site+7 {
+			t.Fatalf("round %d (fast %v): nr %d rip %#x rcx %#x", i, fast, ac.SyscallNo(), ac.Regs.Rip, ac.Regs.Rcx)
+		}
+		if ac.Regs.Rbp != uint64(101+i) || ac.Regs.Rbx != 0xb1 || ac.Regs.R12 != 0x12 || ac.Regs.R15 != 0x15 || ac.Regs.Rdi != 0xd1 {
+			t.Fatalf("round %d (fast %v): registers %+v", i, fast, ac.Regs)
+		}
+		if ac.Regs.Eflags&0x40 == 0 || ac.Regs.R11 != ac.Regs.Eflags {
+			t.Fatalf("round %d (fast %v): flags %#x r11 %#x", i, fast, ac.Regs.Eflags, ac.Regs.R11)
+		}
+		if i > 0 && ac.Regs.Rsi != uint64(100+i) {
+			t.Fatalf("round %d (fast %v): ymm1 %d, want %d", i, fast, ac.Regs.Rsi, 100+i)
+		}
+		if err := ctx.PullFullState(as, ac); err != nil {
+			t.Fatal(err)
+		}
+		// xmm0 is at offset 160 of the FXSAVE image.
+		if got := binary.LittleEndian.Uint64(ac.FP[160:]); got != ac.Regs.Rbp {
+			t.Fatalf("round %d (fast %v): xmm0 %d in the FP state, want %d", i, fast, got, ac.Regs.Rbp)
+		}
+		ac.SetReturn(uintptr(i))
+		ac.Regs.Rdi = 0xd1
+	}
+	if fc.patches != 1 || mem[15] != 0xe9 || !fastSeen {
+		t.Fatalf("site not rewritten (%d patches, byte %#x, fast path seen %v)", fc.patches, mem[15], fastSeen)
+	}
+}
+
+// BenchmarkSyscallRoundTripRewritten is BenchmarkSyscallRoundTrip once the
+// getpid site has been rewritten (the fast path).
+func BenchmarkSyscallRoundTripRewritten(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, mem := platformtest.New(b, New)
+	copy(mem, []byte{0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7}) // loop { getpid }
+	as, ctx, ac := platformtest.Start(b, p)
+	defer ctx.Release()
+	as.(platform.CodePatcher).SetCodeMemory(&fakeCode{mem: mem})
+	for i := 0; i < patchAfter+1; i++ {
+		if _, _, err := ctx.Switch(as, ac); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if mem[0] != 0xe9 {
+		b.Fatal("site not rewritten")
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := ctx.Switch(as, ac); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

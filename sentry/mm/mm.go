@@ -242,6 +242,9 @@ func (m *MemoryManager) SetAddressSpace(as platform.AddressSpace) {
 	m.asMu.Lock()
 	m.as = as
 	m.asMu.Unlock()
+	if cp, ok := as.(platform.CodePatcher); ok {
+		cp.SetCodeMemory(m)
+	}
 }
 
 // AddressSpace returns the platform address space, or nil.

@@ -70,10 +70,10 @@ func SyscallAndFault[P platform.Platform](t *testing.T, newP func(memFD int) (P,
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	p, mem := New(t, newP)
-	// getpid; then a write to address 0x1000 (unmapped): SIGSEGV.
+	// getpid; then a write to address 0x200000 (unmapped): SIGSEGV.
 	code := []byte{
 		0xb8, 39, 0, 0, 0, 0x0f, 0x05, // mov eax, 39; syscall
-		0x48, 0xc7, 0x04, 0x25, 0x00, 0x10, 0x00, 0x00, 0x2a, 0x00, 0x00, 0x00, // mov qword [0x1000], 42
+		0x48, 0xc7, 0x04, 0x25, 0x00, 0x00, 0x20, 0x00, 0x2a, 0x00, 0x00, 0x00, // mov qword [0x200000], 42
 	}
 	copy(mem, code)
 	as, ctx, ac := Start(t, p)
@@ -92,7 +92,7 @@ func SyscallAndFault[P platform.Platform](t *testing.T, newP func(memFD int) (P,
 	if err != platform.ErrContextSignal {
 		t.Fatalf("Switch: %v, want a signal", err)
 	}
-	if info.Signo != int32(unix.SIGSEGV) || info.Addr() != 0x1000 || info.Code != arch.SEGV_MAPERR {
+	if info.Signo != int32(unix.SIGSEGV) || info.Addr() != 0x200000 || info.Code != arch.SEGV_MAPERR {
 		t.Fatalf("info %+v addr %#x", info, info.Addr())
 	}
 	if ac.Regs.Rax != 1234 {
@@ -101,7 +101,7 @@ func SyscallAndFault[P platform.Platform](t *testing.T, newP func(memFD int) (P,
 	// Map the page and retry: the store now succeeds and the next
 	// instruction (int3 from zeroed memory? no: zero bytes are `add [rax], al`)
 	// is whatever follows; check the memory got written.
-	if err := as.MapFile(0x1000, 0x10000, hostarch.PageSize, hostarch.ReadWrite); err != nil {
+	if err := as.MapFile(0x200000, 0x10000, hostarch.PageSize, hostarch.ReadWrite); err != nil {
 		t.Fatal(err)
 	}
 	copy(mem[len(code):], []byte{0xb8, 60, 0, 0, 0, 0x0f, 0x05}) // exit syscall (emulated)

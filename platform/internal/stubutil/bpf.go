@@ -13,6 +13,7 @@ const (
 	bpfABS = 0x20
 	bpfJMP = 0x05
 	bpfJEQ = 0x10
+	bpfJGE = 0x30
 	bpfK   = 0x00
 	bpfRET = 0x06
 
@@ -29,6 +30,11 @@ const (
 	SeccompDataIPHigh = 12
 	SeccompDataArg1   = 16 + 8
 )
+
+// SeccompDataArgLow and SeccompDataArgHigh are the offsets of the low and
+// high 32 bits of syscall argument i in struct seccomp_data.
+func SeccompDataArgLow(i int) uint32  { return uint32(16 + 8*i) }
+func SeccompDataArgHigh(i int) uint32 { return uint32(16 + 8*i + 4) }
 
 // LoadAbs is "A = the 32-bit word at off" (of the seccomp_data).
 func LoadAbs(off uint32) unix.SockFilter {
@@ -73,6 +79,15 @@ func (b *Program) JEQ(k uint32, t, f string) {
 	}
 	b.fixups[len(b.ins)] = [2]string{t, f}
 	b.ins = append(b.ins, JEQ(k, 0, 0))
+}
+
+// JGE appends a jump to label t if A >= k, else to label f.
+func (b *Program) JGE(k uint32, t, f string) {
+	if b.fixups == nil {
+		b.fixups = map[int][2]string{}
+	}
+	b.fixups[len(b.ins)] = [2]string{t, f}
+	b.ins = append(b.ins, unix.SockFilter{Code: bpfJMP | bpfJGE | bpfK, K: k})
 }
 
 // Assemble resolves the jumps and returns the program. A jump to an

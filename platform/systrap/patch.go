@@ -1,0 +1,357 @@
+package systrap
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/platform"
+	"github.com/veil-sandbox/veil/sentry/arch"
+	"github.com/veil-sandbox/veil/sentry/hostarch"
+)
+
+// Syscall-site rewriting. A SECCOMP_RET_TRAP and its SIGSYS cost more than
+// everything else on a syscall's way to the sentry, so a site that keeps
+// trapping is rewritten to jump into the stub instead, where the fast path
+// (testdata/stub.S) stores the registers as a signal frame in the thread's
+// slot and hands it over exactly as the handler does; the sentry sees the
+// same syscall stop, and the thread returns through the same rt_sigreturn.
+//
+// What is rewritten, and why it is safe:
+//
+//   - Only the 7-byte `mov $nr, %eax; syscall` (b8 imm32 0f 05) that glibc's
+//     and Go's wrappers use, with the number the trap reported, and only
+//     its first five bytes: they become `jmp rel32` to a trampoline record.
+//     The syscall instruction stays: code that jumps to it (or a thread
+//     stopped just before it) still runs a real, trapping syscall, and a
+//     restarted syscall (rip moved back two bytes) runs it too. No
+//     instruction boundary of the original code moves.
+//   - Only in a private, executable, non-writable file mapping, and the
+//     bytes are written by the sentry's memory manager into the address
+//     space's own copy of the page (copy-on-write), never into the file
+//     or a page another address space maps.
+//   - Only while every other thread of the address space is parked in the
+//     stub (the rewriting thread is too): patchMu holds back any resume,
+//     so no thread can be executing, or half-way through fetching, the
+//     bytes being replaced; a thread resumes through rt_sigreturn, which
+//     serializes.
+//
+// A record, 32 bytes in a trampoline page the stub maps read+execute, sets
+// r11d to the number and rcx to the address after the original syscall
+// (what the syscall instruction would have left there) and jumps to the
+// fast path. Records must be within 2 GiB of their site: sites in the top
+// 2 GiB of the application's range (where shared libraries are mapped) use
+// the high region just above it; sites in the low 2 GiB (non-PIE
+// executables) use the pages below the memory manager's lowest address,
+// where the host allows a mapping there (vm.mmap_min_addr). Record
+// addresses are allocated once per (site, number) for the whole platform,
+// so a forked child, whose text carries the parent's rewritten bytes,
+// jumps to the same address: its stub installs the record when the jump
+// faults there (recordFault), after checking that the child's own code at
+// the site jumps to that record, so no address space learns of another's
+// sites.
+//
+// The fast path needs the GS base to find its slot: a thread whose
+// application GS base is 0 (nearly all) runs with it pointing at its slot,
+// and reports 0 to the sentry; one that sets its own GS base falls back to
+// the syscall instruction, which traps.
+
+const (
+	recordSize = 32
+	// patchAfter is how many traps a site takes before it is rewritten:
+	// code that runs once (start-up) is not worth a page copy.
+	patchAfter = 2
+	// maxRecords bounds the registry (and the sentry memory it takes).
+	maxRecords = 1 << 16
+	// maxCounted bounds the sites an address space counts traps for.
+	maxCounted = 4096
+	// unpatchable marks a site that will not be rewritten.
+	unpatchable = -1 << 30
+)
+
+type siteKey struct {
+	site uint64
+	nr   uint32
+}
+
+// patchState is the platform's registry of trampoline records.
+type patchState struct {
+	// enabled says the fast path may be used (set once by init).
+	enabled bool
+	// lowStart..minAppAddr is the low region, if the host allows it.
+	lowStart uint64
+
+	mu       sync.Mutex
+	bySite   map[siteKey]uint64
+	byRecord map[uint64]siteKey
+	lowNext  uint64
+	highNext uint64
+}
+
+func (ps *patchState) init() {
+	ps.bySite = make(map[siteKey]uint64)
+	ps.byRecord = make(map[uint64]siteKey)
+	ps.highNext = trampHighBase
+	if v := os.Getenv("VEIL_SYSTRAP_NOPATCH"); v != "" && v != "0" {
+		return
+	}
+	ps.enabled = true
+	// Pages below minAppAddr that the host lets a process map: the
+	// memory manager never maps there.
+	if b, err := os.ReadFile("/proc/sys/vm/mmap_min_addr"); err == nil {
+		if min, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			start := max((min+0xfff)&^0xfff, 0x1000)
+			if start < minAppAddr {
+				ps.lowStart = start
+				ps.lowNext = start
+			}
+		}
+	}
+}
+
+// recordFor returns the record address for (site, nr), allocating one
+// within reach of the site; ok is false if there is none.
+func (ps *patchState) recordFor(site uint64, nr uint32) (uint64, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	k := siteKey{site, nr}
+	if r, ok := ps.bySite[k]; ok {
+		return r, true
+	}
+	if len(ps.bySite) >= maxRecords {
+		return 0, false
+	}
+	var r uint64
+	switch {
+	case ps.highNext+recordSize <= trampHighBase+trampHighSize && reachable(site, ps.highNext):
+		r = ps.highNext
+		ps.highNext += recordSize
+	case ps.lowStart != 0 && ps.lowNext+recordSize <= minAppAddr && reachable(site, ps.lowNext):
+		r = ps.lowNext
+		ps.lowNext += recordSize
+	default:
+		return 0, false
+	}
+	ps.bySite[k] = r
+	ps.byRecord[r] = k
+	return r, true
+}
+
+func (ps *patchState) siteOf(record uint64) (siteKey, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	k, ok := ps.byRecord[record]
+	return k, ok
+}
+
+// reachable says a jmp rel32 at site and the record's lea of site+7 both
+// reach: the record lies within (a little less than) 2 GiB of the site.
+func reachable(site, record uint64) bool {
+	d := int64(record) - int64(site)
+	return d > -(1<<31)+64 && d < (1<<31)-64
+}
+
+// originalCode is the site pattern: mov $nr, %eax; syscall.
+func originalCode(nr uint32) []byte {
+	b := []byte{0xb8, 0, 0, 0, 0, 0x0f, 0x05}
+	binary.LittleEndian.PutUint32(b[1:], nr)
+	return b
+}
+
+// patchedCode is what the site's first five bytes become.
+func patchedCode(site, record uint64) []byte {
+	b := []byte{0xe9, 0, 0, 0, 0}
+	binary.LittleEndian.PutUint32(b[1:], uint32(int32(int64(record)-int64(site+5))))
+	return b
+}
+
+// recordCode is a record at r for (site, nr).
+func recordCode(r, site uint64, nr uint32) []byte {
+	b := make([]byte, recordSize)
+	le := binary.LittleEndian
+	b[0], b[1] = 0x41, 0xbb // mov r11d, imm32
+	le.PutUint32(b[2:], nr)
+	b[6], b[7], b[8] = 0x48, 0x8d, 0x0d // lea rcx, [rip+disp32]
+	le.PutUint32(b[9:], uint32(int32(int64(site+7)-int64(r+13))))
+	copy(b[13:], []byte{0xff, 0x25, 0x05, 0, 0, 0}) // jmp [rip+5]
+	copy(b[19:], []byte{0xcc, 0xcc, 0xcc, 0xcc, 0xcc})
+	le.PutUint64(b[24:], fastEntry)
+	return b
+}
+
+// inTrampRegion says whether addr lies in a trampoline region.
+func (ps *patchState) inTrampRegion(addr uint64) bool {
+	return addr >= trampHighBase && addr < trampHighBase+trampHighSize ||
+		ps.lowStart != 0 && addr >= ps.lowStart && addr < minAppAddr
+}
+
+// SetCodeMemory implements platform.CodePatcher.
+func (s *subprocess) SetCodeMemory(cm platform.CodeMemory) {
+	s.mu.Lock()
+	s.code = cm
+	s.mu.Unlock()
+}
+
+// trapped is told of a syscall that trapped (not through the fast path)
+// and rewrites its site once it has trapped patchAfter times.
+func (ps *patchState) trapped(th *stubThread, r *arch.Registers) {
+	if !th.fast || r.Gs_base != 0 || r.Orig_rax >= 512 || r.Rip < minAppAddr+7 || r.Rip >= MaxUserAddress {
+		return
+	}
+	s := th.s
+	site := r.Rip - 7
+	s.mu.Lock()
+	cm := s.code
+	if s.trapCount == nil {
+		s.trapCount = make(map[uint64]int)
+	}
+	n, counted := s.trapCount[site]
+	if !counted && len(s.trapCount) >= maxCounted {
+		s.mu.Unlock()
+		return
+	}
+	n++
+	s.trapCount[site] = n
+	s.mu.Unlock()
+	if n < patchAfter || cm == nil {
+		return
+	}
+	nr := uint32(r.Orig_rax)
+	ok := ps.patch(th, cm, site, nr)
+	s.mu.Lock()
+	if ok {
+		delete(s.trapCount, site)
+	} else if n >= patchAfter+8 {
+		// Not rewritable (not a private text mapping, another pattern,
+		// no record within reach, or never a moment with the other
+		// threads parked): stop trying.
+		s.trapCount[site] = unpatchable
+	}
+	s.mu.Unlock()
+}
+
+// patch rewrites site in th's address space.
+func (ps *patchState) patch(th *stubThread, cm platform.CodeMemory, site uint64, nr uint32) bool {
+	orig := originalCode(nr)
+	got := make([]byte, len(orig))
+	if cm.ReadCode(uintptrAddr(site), got) != nil || !bytes.Equal(got, orig) {
+		return false
+	}
+	rec, ok := ps.recordFor(site, nr)
+	if !ok {
+		return false
+	}
+	s := th.s
+	if err := s.installRecord(rec, site, nr); err != nil {
+		return false
+	}
+	s.patchMu.Lock()
+	defer s.patchMu.Unlock()
+	s.mu.Lock()
+	for other := range s.threads {
+		if other != th && atomic.LoadUint32(other.word(slotState)) == stateResume {
+			// Running application code: it could be at the site.
+			s.mu.Unlock()
+			return false
+		}
+	}
+	s.mu.Unlock()
+	return cm.PatchCode(uintptrAddr(site), orig[:5], patchedCode(site, rec)) == nil
+}
+
+// recordFault handles a jump to a trampoline record that is not (yet)
+// installed in this stub: a fetch fault on an unmapped trampoline page or
+// an int3 of an empty record. If the address space's code at the record's
+// site does jump there, the record is installed and r set to run it.
+func (ps *patchState) recordFault(th *stubThread, sig unix.Signal, r *arch.Registers) bool {
+	var rec uint64
+	switch sig {
+	case unix.SIGSEGV:
+		rec = r.Rip
+	case unix.SIGTRAP:
+		rec = r.Rip - 1
+	default:
+		return false
+	}
+	if !ps.inTrampRegion(rec) {
+		return false
+	}
+	k, ok := ps.siteOf(rec)
+	if !ok {
+		return false
+	}
+	s := th.s
+	s.mu.Lock()
+	cm := s.code
+	s.mu.Unlock()
+	if cm == nil {
+		return false
+	}
+	got := make([]byte, 7)
+	want := append(patchedCode(k.site, rec), 0x0f, 0x05)
+	if cm.ReadCode(uintptrAddr(k.site), got) != nil || !bytes.Equal(got, want) {
+		return false
+	}
+	if s.installRecord(rec, k.site, k.nr) != nil {
+		return false
+	}
+	r.Rip = rec
+	return true
+}
+
+// installRecord writes the record at rec into this stub's trampoline page,
+// mapping the page first if the stub has none there yet.
+func (s *subprocess) installRecord(rec, site uint64, nr uint32) error {
+	s.trampMu.Lock()
+	defer s.trampMu.Unlock()
+	page := rec &^ 0xfff
+	s.mu.Lock()
+	if s.dead {
+		s.mu.Unlock()
+		return platform.ErrContextDead
+	}
+	idx, ok := s.tramps[page]
+	s.mu.Unlock()
+	if !ok {
+		var err error
+		if idx, err = s.p.alloc(&s.p.freeTramp, &s.p.nextTramp, maxTramps, "trampoline pages"); err != nil {
+			return err
+		}
+		mem := s.p.ctxMem[trampOff(idx) : trampOff(idx)+0x1000]
+		for i := range mem {
+			mem[i] = 0xcc
+		}
+		ops := []execOp{{nr: unix.SYS_MMAP, args: [6]uintptr{uintptr(page), 0x1000, unix.PROT_READ | unix.PROT_EXEC,
+			unix.MAP_SHARED | unix.MAP_FIXED, stubCtxFD, uintptr(trampOff(idx))}}}
+		err = s.exec.run(ops)
+		if e := int64(ops[0].res); err == nil && e < 0 && e > -4096 {
+			err = unix.Errno(-e)
+		}
+		s.mu.Lock()
+		if err == nil && !s.dead {
+			if s.tramps == nil {
+				s.tramps = make(map[uint64]int)
+			}
+			s.tramps[page] = idx
+		} else {
+			s.p.release(&s.p.freeTramp, idx)
+			if err == nil {
+				err = platform.ErrContextDead
+			}
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	copy(s.p.ctxMem[trampOff(idx)+int(rec-page):], recordCode(rec, site, nr))
+	return nil
+}
+
+func uintptrAddr(a uint64) hostarch.Addr { return hostarch.Addr(a) }
