@@ -78,7 +78,9 @@ func (s IOSequence) NumBytes() int64 {
 // DropFirst returns s without its first n bytes.
 func (s IOSequence) DropFirst(n int64) IOSequence {
 	rs := s.Ranges
-	for len(rs) > 0 && n > 0 {
+	// Empty ranges at the front go too, so that a walk over the
+	// sequence (blocksDo) always makes progress.
+	for len(rs) > 0 && (n > 0 || rs[0].Length() == 0) {
 		l := int64(rs[0].Length())
 		if n < l {
 			first := rs[0]
