@@ -42,7 +42,7 @@ func TestBadCommandLines(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--platform=foo", "syscalls"}, 2, `invalid value "foo" for flag -platform: must be one of ptrace|systrap|kvm`},
+		{[]string{"--platform=foo", "syscalls"}, 2, `invalid value "foo" for flag -platform: must be one of systrap|ptrace|kvm`},
 		{[]string{"--bogus", "syscalls"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"--network=host", "do", "true"}, 2, "--network=host: not supported yet"},
 		{[]string{"--network=sandbox", "do", "true"}, 2, "--network=sandbox: not supported yet"},

@@ -28,6 +28,7 @@ package systrap
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -66,6 +67,10 @@ func trampOff(i int) int { return trampsOff + i*0x1000 }
 // maxSpinFor bounds any spin: a side expecting to wait longer sleeps.
 const maxSpinFor = 50 * time.Microsecond
 
+// ErrUnsupported is what New's error wraps when the host cannot run the
+// platform at all (as opposed to a failure starting it).
+var ErrUnsupported = errors.New("systrap: not supported on this host")
+
 // Platform is the systrap platform.
 type Platform struct {
 	// factory traces the template and every leader.
@@ -97,7 +102,7 @@ type Platform struct {
 // itself: it creates a memfd and execs the template through /proc/self/fd.
 func New(memFD int) (*Platform, error) {
 	if !haveFSGSBase() {
-		return nil, fmt.Errorf("systrap: the host does not allow RDFSBASE/WRFSBASE in user mode (Linux 5.9+ on a CPU with FSGSBASE)")
+		return nil, fmt.Errorf("%w: no RDFSBASE/WRFSBASE in user mode (needs Linux 5.9+ on a CPU with FSGSBASE)", ErrUnsupported)
 	}
 	ctxFD, err := unix.MemfdCreate("veil-systrap-ctx", unix.MFD_CLOEXEC)
 	if err != nil {
@@ -213,8 +218,17 @@ func (p *Platform) startTemplate(memFD int) (*thread, error) {
 		step{unix.SYS_SECCOMP, [6]uintptr{unix.SECCOMP_SET_MODE_FILTER, 0, stubBase + fprogOff}},
 	)
 	for _, s := range steps {
-		if r, err := injectAt(t, sysSite, s.nr, s.args); err != nil || int64(r) < 0 && int64(r) > -4096 {
-			return fail(fmt.Errorf("systrap: preparing stub (syscall %d): %v %v", s.nr, err, unix.Errno(-int64(r))))
+		r, err := injectAt(t, sysSite, s.nr, s.args)
+		if err != nil {
+			return fail(fmt.Errorf("systrap: preparing stub (syscall %d): %w", s.nr, err))
+		}
+		if e := int64(r); e < 0 && e > -4096 {
+			if s.nr == unix.SYS_SECCOMP {
+				// No seccomp filters, or not the return values
+				// the stub relies on.
+				return fail(fmt.Errorf("%w: seccomp: %v", ErrUnsupported, unix.Errno(-e)))
+			}
+			return fail(fmt.Errorf("systrap: preparing stub (syscall %d): %w", s.nr, unix.Errno(-e)))
 		}
 	}
 	return t, nil

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -206,16 +207,20 @@ func toKGIDs(ids []uint32) []auth.KGID {
 
 func newPlatform(name string, mf *memory.File) (platform.Platform, error) {
 	switch name {
-	case "", "ptrace":
+	case "", "systrap":
+		p, err := systrap.New(mf.FD())
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, systrap.ErrUnsupported) {
+			return nil, fmt.Errorf("starting the systrap platform: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "veil: %v; using the ptrace platform\n", err)
+		fallthrough
+	case "ptrace":
 		p, err := ptrace.New(mf.FD())
 		if err != nil {
 			return nil, fmt.Errorf("starting the ptrace platform: %w", err)
-		}
-		return p, nil
-	case "systrap":
-		p, err := systrap.New(mf.FD())
-		if err != nil {
-			return nil, fmt.Errorf("starting the systrap platform: %w", err)
 		}
 		return p, nil
 	}

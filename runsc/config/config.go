@@ -44,7 +44,7 @@ type Config struct {
 
 // Choices for the enumerated flags; the first entry is the default.
 var (
-	Platforms   = []string{"ptrace", "systrap", "kvm"}
+	Platforms   = []string{"systrap", "ptrace", "kvm"}
 	Networks    = []string{"none", "sandbox", "host"}
 	Overlays    = []string{"memory", "none", "self"}
 	LogFormats  = []string{"text", "json"}

@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.RootDir != "/var/run/runsc" || c.Platform != "ptrace" || c.Network != "none" ||
+	if c.RootDir != "/var/run/runsc" || c.Platform != "systrap" || c.Network != "none" ||
 		c.Overlay != "memory" || c.LogFormat != "text" || c.Debug || c.Strace {
 		t.Errorf("defaults = %+v", c)
 	}
@@ -37,7 +37,7 @@ func TestEnumFlags(t *testing.T) {
 	}{
 		{[]string{"--platform=kvm"}, ""},
 		{[]string{"--platform=systrap"}, ""},
-		{[]string{"--platform=foo"}, "must be one of ptrace|systrap|kvm"},
+		{[]string{"--platform=foo"}, "must be one of systrap|ptrace|kvm"},
 		{[]string{"--overlay=self"}, ""},
 		{[]string{"--overlay=disk"}, "must be one of memory|none|self"},
 		{[]string{"--log-format=json"}, ""},

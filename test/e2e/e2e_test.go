@@ -237,12 +237,13 @@ func descendants(root int) []proc {
 	return out
 }
 
-// isStub reports whether p is a ptrace stub: the platform execs the stub
-// from a memfd named "veil-stub", so its exe link is "/memfd:veil-stub";
+// isStub reports whether p is a stub: the ptrace platform execs the stub
+// from a memfd named "veil-stub" (systrap: "veil-systrap-stub"), so its
+// exe link is "/memfd:veil-stub";
 // its comm is the memfd's descriptor number, but "veil-stub" is accepted
 // too in case the platform names it.
 func isStub(p proc) bool {
-	return strings.HasPrefix(p.exe, "/memfd:veil-stub") || p.comm == "veil-stub"
+	return strings.HasPrefix(p.exe, "/memfd:veil-stub") || strings.HasPrefix(p.exe, "/memfd:veil-systrap-stub") || p.comm == "veil-stub"
 }
 
 // isVeil reports whether p is runsc, runsc boot (the sentry), runsc gofer

@@ -91,7 +91,8 @@ func statusFields(pid int) map[string]string {
 // startSandbox starts runsc do ARGV in the background.
 func startSandbox(t *testing.T, argv ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
-	full := append(runscArgs(t), argv...)
+	// These tests are about the ptrace platform's stubs.
+	full := append([]string{runscBin, "--root=" + t.TempDir(), "--platform=ptrace", "do", "--"}, argv...)
 	cmd := exec.Command(full[0], full[1:]...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
