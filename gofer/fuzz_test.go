@@ -1,6 +1,8 @@
 package gofer
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -32,7 +34,13 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0xff})
+	// Something to find: a file, a directory, a symlink out.
 	root := f.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "file"), []byte("data"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(root, "dir"), 0o755)
+	os.Symlink("../../etc/passwd", filepath.Join(root, "link"))
 	rfd, err := OpenRoot(root)
 	if err != nil {
 		f.Fatal(err)

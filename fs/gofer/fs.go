@@ -27,6 +27,8 @@ type Filesystem struct {
 	handleMu sync.RWMutex
 	// closing holds released handles not yet closed.
 	closing []uint32
+
+	fifos fifos
 }
 
 // NewFilesystem makes the filesystem of client's mount. Page caches of
@@ -281,8 +283,13 @@ func (i *inode) Readlink(context.Context) (string, error) {
 // even if the file is unlinked meanwhile; the FD is shared with other
 // descriptions of the same access mode (fdcache.go).
 func (i *inode) Open(ctx context.Context, flags uint32) (vfs.FileDescriptionImpl, error) {
-	if i.Perms().Type() != unix.S_IFREG {
-		// FIFOs and sockets on a gofer mount are not served yet.
+	switch i.Perms().Type() {
+	case unix.S_IFREG:
+	case unix.S_IFIFO:
+		return i.openFIFO(ctx, flags)
+	default:
+		// Sockets and devices of a gofer mount cannot be opened: the
+		// gofer hands over no such FDs.
 		return nil, unix.ENXIO
 	}
 	if h := i.cachedFD(flags); h != nil {
@@ -472,6 +479,38 @@ func (i *inode) Rename(ctx context.Context, oldName string, child vfs.Inode, new
 	return nil
 }
 
+// Exchange implements vfs.InodeExchanger (RENAME_EXCHANGE), which the
+// gofer does with renameat2.
+func (i *inode) Exchange(ctx context.Context, oldName string, child vfs.Inode, newParent vfs.Inode, newName string, other vfs.Inode) error {
+	np, ok := newParent.(*inode)
+	if !ok || np.fs != i.fs {
+		return unix.EXDEV
+	}
+	fs := i.fs
+	fs.handleMu.Lock()
+	defer fs.handleMu.Unlock()
+	oh, err := fs.acquireLocked(i)
+	if err != nil {
+		return err
+	}
+	nh, err := fs.acquireLocked(np)
+	if err != nil {
+		return err
+	}
+	if err := fs.client.Rename(oh, oldName, nh, newName, unix.RENAME_EXCHANGE); err != nil {
+		return err
+	}
+	if c, ok := child.(*inode); ok {
+		c.removeLinkLocked(i, oldName)
+		c.links = append(c.links, link{np, newName})
+	}
+	if o, ok := other.(*inode); ok {
+		o.removeLinkLocked(np, newName)
+		o.links = append(o.links, link{i, oldName})
+	}
+	return nil
+}
+
 // Evict implements vfs.InodeEvicter: the gofer handle goes, to be walked
 // to again if the inode is used later; open descriptions keep their own
 // FDs, and mappings keep the page cache.
@@ -508,4 +547,5 @@ var (
 	_ vfs.FilesystemImpl = (*Filesystem)(nil)
 	_ vfs.Inode          = (*inode)(nil)
 	_ vfs.InodeEvicter   = (*inode)(nil)
+	_ vfs.InodeExchanger = (*inode)(nil)
 )

@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/veil-sandbox/veil/sentry/kernel/auth"
 	"github.com/veil-sandbox/veil/sentry/linuxerr"
 	"github.com/veil-sandbox/veil/sentry/memmap"
 	"github.com/veil-sandbox/veil/sentry/usermem"
@@ -82,9 +83,27 @@ func (f *regularFD) Write(ctx context.Context, src usermem.IOSequence, off int64
 	})
 	if n > 0 {
 		f.cacheRefresh(uint64(off), uint64(n))
+		f.keepSetID(ctx)
 		err = nil
 	}
 	return n, off + n, err
+}
+
+// keepSetID undoes what the host did after a write: the host kernel clears
+// set-user-ID and set-group-ID bits when a writer without CAP_FSETID (the
+// sentry, always) changes a file, but a writer in the sandbox holding
+// CAP_FSETID keeps them on Linux.
+func (f *regularFD) keepSetID(ctx context.Context) {
+	const setID = unix.S_ISUID | unix.S_ISGID
+	mode := f.inode.cachedAttr().Mode
+	if mode&setID == 0 || !auth.CredentialsFromContext(ctx).HasCapability(auth.CAP_FSETID) {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstat(f.fd, &st) != nil || st.Mode&setID == mode&setID {
+		return
+	}
+	f.inode.SetStat(ctx, vfs.SetStatOptions{Mask: unix.STATX_MODE, Mode: mode & 0o7777})
 }
 
 // cacheRefresh keeps mapped pages coherent with a write through the FD.

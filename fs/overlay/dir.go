@@ -325,3 +325,64 @@ func (i *inode) Rename(ctx context.Context, oldName string, child vfs.Inode, new
 	}
 	return nil
 }
+
+// Exchange implements vfs.InodeExchanger (RENAME_EXCHANGE): both are
+// copied up and swapped in the upper layer; as for Rename, a directory
+// with a lower layer does not move (EXDEV).
+func (i *inode) Exchange(ctx context.Context, oldName string, child vfs.Inode, newParent vfs.Inode, newName string, other vfs.Inode) error {
+	fs := i.fs
+	c, ok1 := child.(*inode)
+	o, ok2 := other.(*inode)
+	np, ok3 := newParent.(*inode)
+	if !ok1 || !ok2 || !ok3 || np.fs != fs {
+		return unix.EXDEV
+	}
+	for _, x := range []*inode{c, o} {
+		if _, l := x.layers(); l != nil && x.Perms().IsDir() {
+			return unix.EXDEV
+		}
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for _, x := range []*inode{c, o} {
+		if err := fs.copyUpLocked(ctx, x); err != nil {
+			return err
+		}
+	}
+	pu, _ := i.layers()
+	npu, _ := np.layers()
+	ex, ok := pu.(vfs.InodeExchanger)
+	if !ok {
+		return unix.EINVAL
+	}
+	cu, err := fs.upperChildLocked(ctx, i, oldName)
+	if err != nil {
+		return err
+	}
+	ou, err := fs.upperChildLocked(ctx, np, newName)
+	if err != nil {
+		return err
+	}
+	if cu == nil || ou == nil {
+		return unix.ENOENT
+	}
+	if err := ex.Exchange(ctx, oldName, cu, npu, newName, ou); err != nil {
+		return err
+	}
+	// A directory landing where the lower layer has a name must hide it.
+	if cu.Perms().IsDir() && fs.lowerHasLocked(ctx, np, newName) {
+		fs.opaque[cu] = true
+	}
+	if ou.Perms().IsDir() && fs.lowerHasLocked(ctx, i, oldName) {
+		fs.opaque[ou] = true
+	}
+	c.parent, c.name, o.parent, o.name = np, newName, i, oldName
+	for _, x := range []*inode{c, o} {
+		x.mu.Lock()
+		x.lower = nil
+		x.mu.Unlock()
+	}
+	return nil
+}
+
+var _ vfs.InodeExchanger = (*inode)(nil)

@@ -57,7 +57,6 @@ func (i *inode) Stat(ctx context.Context) (vfs.Statx, error) {
 	u, l := i.layers()
 	if u != nil {
 		st, err := u.Stat(ctx)
-		st.Ino |= upperInoBit
 		if l != nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			// A merged directory's subdirectories are in two layers:
 			// 1 says "unknown" and turns off find's leaf optimisation,
@@ -196,7 +195,6 @@ func (i *inode) ReadDir(ctx context.Context) ([]vfs.Dirent, error) {
 					continue
 				}
 			}
-			e.Ino |= upperInoBit
 			out = append(out, e)
 		}
 		if fs.isOpaque(upper) {

@@ -27,9 +27,9 @@
 //   - A lower file with several hard links is copied up once: the other
 //     names find the copy (see Filesystem.links) and are linked to it when
 //     they are copied up in turn, so the links stay links.
-//   - st_ino is the lower inode number until copy-up and the upper one,
-//     with bit 62 set to keep the layers apart, afterwards; readdir
-//     reports the same numbers.
+//   - st_ino is the lower inode number until copy-up and the upper one
+//     afterwards, as readdir and fstat report them; the upper layer should
+//     number its inodes clear of the lower's (UpperInoBase).
 //   - Extended attributes are not copied up yet: the VFS has no xattr
 //     interface to copy them through.
 //
@@ -54,8 +54,9 @@ import (
 // OVERLAYFS_SUPER_MAGIC is statfs's f_type for an overlay.
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630
 
-// upperInoBit marks inode numbers taken from the upper layer.
-const upperInoBit = 1 << 62
+// UpperInoBase is where an upper tmpfs should start numbering its inodes
+// (tmpfs.Options.InoBase) to stay clear of a host file system's numbers.
+const UpperInoBase = 1 << 62
 
 // Filesystem is one overlay.
 type Filesystem struct {

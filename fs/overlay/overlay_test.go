@@ -52,7 +52,7 @@ func newEnv(t *testing.T, fill func(dir string)) *env {
 		mf.Close()
 	})
 	ctx := context.Background()
-	ofs, err := New(ctx, tmpfs.New(mf, tmpfs.Options{}), gofer.NewFilesystem(c, mf))
+	ofs, err := New(ctx, tmpfs.New(mf, tmpfs.Options{InoBase: UpperInoBase}), gofer.NewFilesystem(c, mf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,4 +389,29 @@ func TestLargeSparseCopyUp(t *testing.T) {
 	if n, _ := fd.PRead(ctx, usermem.BytesSequence(buf[:4]), 0); string(buf[:n]) != "head" {
 		t.Errorf("head reads %q", buf[:n])
 	}
+}
+
+func TestExchange(t *testing.T) {
+	e := newEnv(t, basicTree)
+	ctx := context.Background()
+	if err := e.vfs.RenameAt(ctx, e.pop("file"), e.pop("d/a"), unix.RENAME_EXCHANGE); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRead("file", "a")
+	e.mustRead("d/a", "lower data")
+	e.hostUnchanged("file", "lower data")
+	e.hostUnchanged("d/a", "a")
+	wantErr(t, "exchange a lower directory", e.vfs.RenameAt(ctx, e.pop("file"), e.pop("empty"), unix.RENAME_EXCHANGE), unix.EXDEV)
+	// An upper directory swapped with a lower file hides the lower
+	// directory's place.
+	if err := e.vfs.MkdirAt(ctx, e.pop("nd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.vfs.RenameAt(ctx, e.pop("nd"), e.pop("file"), unix.RENAME_EXCHANGE); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.list("file"); len(got) != 0 {
+		t.Errorf("swapped directory lists %v", got)
+	}
+	e.mustRead("nd", "a")
 }

@@ -52,6 +52,10 @@ type Options struct {
 	// (nil gives ENXIO).
 	OpenFIFO   FifoOpener
 	OpenDevice DeviceOpener
+	// InoBase is added to every inode number, so that a tmpfs stacked
+	// over another filesystem (an overlay's upper layer) keeps its
+	// numbers clear of the other's.
+	InoBase uint64
 }
 
 // Filesystem is one tmpfs instance.
@@ -76,6 +80,7 @@ func New(mf MemoryFile, opts Options) *Filesystem {
 		opts.Mode = 0777
 	}
 	fs := &Filesystem{mf: mf, opts: opts}
+	fs.nextIno.Store(opts.InoBase)
 	fs.root = fs.newInode(vfs.CreateOptions{Mode: unix.S_IFDIR | opts.Mode&07777, UID: opts.UID, GID: opts.GID})
 	fs.root.nlink = 2
 	return fs
@@ -97,7 +102,7 @@ func (fs *Filesystem) StatFS(context.Context) (vfs.Statfs, error) {
 	return vfs.Statfs{
 		Type: TMPFS_MAGIC, BlockSize: 4096, FragSize: 4096, NameLength: vfs.NameMax,
 		Blocks: blocks, BlocksFree: free, BlocksAvail: free,
-		Files: 1 << 20, FilesFree: 1<<20 - fs.nextIno.Load(),
+		Files: 1 << 20, FilesFree: 1<<20 - (fs.nextIno.Load() - fs.opts.InoBase),
 	}, nil
 }
 

@@ -126,7 +126,7 @@ func (b *mountBuilder) buildRoot() (vfs.VirtualDentry, error) {
 	switch b.args.Overlay {
 	case "none":
 	case "memory", "":
-		upper := b.tmpfs(tmpfs.Options{MaxBytes: b.mf.Size()})
+		upper := b.tmpfs(tmpfs.Options{MaxBytes: b.mf.Size(), InoBase: overlay.UpperInoBase})
 		if impl, err = overlay.New(b.ctx, upper, lower); err != nil {
 			return vfs.VirtualDentry{}, fmt.Errorf("root overlay: %w", err)
 		}

@@ -20,7 +20,9 @@ import (
 )
 
 // Do implements `runsc do`: run one command in a throwaway sandbox whose
-// root is a read-only view of a host directory.
+// root is a host directory under the --overlay: by default its writes stay
+// in the sandbox's memory and never reach the host; --overlay=none writes
+// through to the host directory.
 //
 // The command is looked up in PATH here, by the CLI, against --root-dir
 // (specutils.LookPath, which resolves symlinks inside root-dir and never
@@ -37,7 +39,7 @@ type Do struct {
 
 func (*Do) Name() string { return "do" }
 func (*Do) Synopsis() string {
-	return "run a command in a new sandbox with a read-only view of a host directory as root"
+	return "run a command in a new sandbox with a host directory as root (writes stay in memory unless --overlay=none)"
 }
 func (*Do) Usage() string {
 	return "do [--root-dir DIR] [--env K=V]... [--cwd DIR] [--uid N] [--gid N] -- CMD [ARG...]\n"
@@ -109,13 +111,12 @@ func (c *Do) doArgs(argv []string) (*sandbox.Options, error) {
 		RootDir: root,
 		Stdio:   [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 		Args: boot.Args{
-			Argv:         args,
-			Envv:         env,
-			Cwd:          cwd,
-			UID:          uid,
-			GID:          gid,
-			Hostname:     "veil",
-			RootReadOnly: true,
+			Argv:     args,
+			Envv:     env,
+			Cwd:      cwd,
+			UID:      uid,
+			GID:      gid,
+			Hostname: "veil",
 			Mounts: []boot.Mount{
 				{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=1777"}},
 			},
@@ -153,9 +154,6 @@ func (c *Do) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcommand
 	if err != nil {
 		return failf("%v", err)
 	}
-	// The host's root is never written: with an overlay the sandbox's
-	// writes stay in memory, without one the root is read-only.
-	opts.Args.RootReadOnly = conf.Overlay == "none"
 	return runSandbox(conf, opts)
 }
 
