@@ -203,7 +203,7 @@ func (t *Task) Clone(opts CloneOptions) (ThreadID, error) {
 			h = h.fork()
 		}
 		tg = k.newThreadGroupLocked(tid, parent, h, t.tg.limits.Copy())
-		tg.pgid, tg.sid = t.tg.pgid, t.tg.sid
+		tg.pgid, tg.sid, tg.tty = t.tg.pgid, t.tg.sid, t.tg.tty
 		tg.exitSignal = opts.ExitSignal
 	}
 	nt := k.newTaskLocked(tid, tg, t.Credentials())

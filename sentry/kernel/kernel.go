@@ -14,6 +14,7 @@ import (
 	"io"
 	"log"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/veil-sandbox/veil/platform"
@@ -72,6 +73,9 @@ type Kernel struct {
 
 	// ctl is the control server's state (control.go), under mu.
 	ctl controlState
+
+	// console is what /dev/console opens (tty.go).
+	console atomic.Pointer[TTY]
 }
 
 // New returns a kernel with no tasks.

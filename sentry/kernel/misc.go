@@ -142,5 +142,6 @@ func (tg *ThreadGroup) CreateSession() (ThreadID, error) {
 	}
 	tg.sid = tg.id
 	tg.pgid = tg.id
+	tg.tty = nil
 	return tg.id, nil
 }

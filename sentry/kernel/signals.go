@@ -330,8 +330,11 @@ func (t *Task) deliverSignals() {
 			case actIgnore, actCont:
 				continue
 			case actStop:
-				// Orphaned process groups ignore SIGTSTP/TTIN/TTOU; we
-				// honour stops always for SIGSTOP.
+				// Orphaned process groups ignore SIGTSTP/TTIN/TTOU;
+				// SIGSTOP always stops.
+				if t.tg.stopIgnoredLocked(sig) {
+					continue
+				}
 				t.tg.initiateStopLocked(sig)
 				t.k.mu.Unlock()
 				return

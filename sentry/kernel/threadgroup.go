@@ -43,6 +43,8 @@ type ThreadGroup struct {
 	children map[*ThreadGroup]struct{}
 	pgid     ThreadID
 	sid      ThreadID
+	// tty is the controlling terminal (tty.go).
+	tty *TTY
 	// exiting: exit_group or a fatal signal; status is the group's.
 	exiting bool
 	status  WaitStatus
@@ -396,6 +398,7 @@ func (tg *ThreadGroup) groupExitLocked() {
 				reaper.wakeWaitersLocked()
 			}
 		}
+		c.killOrphanedPgrpLocked(tg)
 		// PR_SET_PDEATHSIG of the children's tasks.
 		for _, ct := range c.tasks {
 			if ct.pdeathSig != 0 {
@@ -403,6 +406,8 @@ func (tg *ThreadGroup) groupExitLocked() {
 			}
 		}
 	}
+	tg.killOrphanedPgrpLocked(nil)
+	tg.exitTTYLocked()
 	tg.zombie = true
 	k.notifyExitLocked(tg)
 	p := tg.parent
