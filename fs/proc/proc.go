@@ -108,7 +108,15 @@ func (n *node) stat(typ uint32, nlink uint32) (vfs.Statx, error) {
 	}, nil
 }
 
-func (n *node) SetStat(context.Context, vfs.SetStatOptions) error { return unix.EPERM }
+// SetStat refuses chmod and chown; a truncation (open with O_TRUNC, as a
+// shell's ">" does) and times are accepted and change nothing, as
+// Linux's proc_setattr.
+func (n *node) SetStat(_ context.Context, opts vfs.SetStatOptions) error {
+	if opts.Mask&(unix.STATX_MODE|unix.STATX_UID|unix.STATX_GID) != 0 {
+		return unix.EPERM
+	}
+	return nil
+}
 
 // Evict lets the VFS drop cached dentries of procfs: nothing is held.
 func (n *node) Evict(context.Context) {}
