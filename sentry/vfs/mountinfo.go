@@ -1,6 +1,9 @@
 package vfs
 
-import "strings"
+import (
+	"sort"
+	"strings"
+)
 
 // MountInfo describes one mount for /proc/PID/mounts and mountinfo.
 type MountInfo struct {
@@ -13,11 +16,15 @@ type MountInfo struct {
 	Root string
 }
 
-// MountInfos returns every mount, parents before children, with what
+// MountInfos returns every mount in the order it was mounted (so parents
+// before children, as Linux lists them), with what
 // mountinfo shows of it. Where each is mounted, as seen from a task's
 // root, is PathnameWithin(root, m.Root()).
 func (vfs *VirtualFilesystem) MountInfos() []MountInfo {
 	ms := vfs.Mounts()
+	// A mount is attached to one that exists already, so IDs, which
+	// grow, order parents before children.
+	sort.Slice(ms, func(i, j int) bool { return ms[i].id < ms[j].id })
 	out := make([]MountInfo, 0, len(ms))
 	vfs.mountMu.RLock()
 	for _, m := range ms {
