@@ -192,7 +192,7 @@ func (e *executor) leaderSpin() uint32 {
 		e.gap = (3*e.gap + g) / 4
 	}
 	e.last = now
-	if e.p.pausesPerUS == 0 || e.gap > maxSpinFor {
+	if e.p.pausesPerUS == 0 || e.gap > maxSpinFor || e.p.inApp.Load() >= e.p.ncpu-1 {
 		return 0
 	}
 	return uint32(int64(2*e.gap/time.Microsecond+1) * int64(e.p.pausesPerUS))

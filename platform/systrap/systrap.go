@@ -85,6 +85,11 @@ type Platform struct {
 	// other side. execSpin bounds the sentry's spin for an executor.
 	pausesPerUS uint32
 	execSpin    time.Duration
+	// inApp counts the threads let go into application code that have
+	// not reported back; spinning for the other side pays only while
+	// they leave it a CPU.
+	inApp atomic.Int32
+	ncpu  int32
 
 	poolMu    sync.Mutex
 	freeSlots []int
@@ -117,8 +122,8 @@ func New(memFD int) (*Platform, error) {
 		unix.Close(ctxFD)
 		return nil, fmt.Errorf("systrap: mapping the context memfd: %w", err)
 	}
-	p := &Platform{ctxFD: ctxFD, ctxMem: mem}
-	if runtime.NumCPU() > 1 {
+	p := &Platform{ctxFD: ctxFD, ctxMem: mem, ncpu: int32(runtime.NumCPU())}
+	if p.ncpu > 1 {
 		p.pausesPerUS = calibratePause()
 		p.execSpin = maxSpinFor
 	}
@@ -871,14 +876,24 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		if !th.eventAt.IsZero() {
 			th.handling = average(th.handling, now.Sub(th.eventAt))
 		}
-		// The stub spins for the next answer about as long as answers
-		// have been taking.
-		atomic.StoreUint32(th.word(slotSpin), uint32(spinFor(th.handling)/time.Microsecond)*pausesPerUS)
+		// Each side spins for the other about as long as it has been
+		// taking, and only while no more threads run application code
+		// than leave a CPU to the side spun for: otherwise spinning
+		// takes the CPU the other side needs.
+		inApp := c.p.inApp.Add(1)
+		spare := inApp < c.p.ncpu
+		stubSpin, sentrySpin := time.Duration(0), time.Duration(0)
+		if spare {
+			stubSpin, sentrySpin = spinFor(th.handling), spinFor(th.running)
+		}
+		atomic.StoreUint32(th.word(slotSpin), uint32(stubSpin/time.Microsecond)*pausesPerUS)
 		th.resumeAt = now
 		s.patchMu.RLock()
 		th.set(stateResume)
 		s.patchMu.RUnlock()
-		if st := th.wait(stateResume, spinFor(th.running)); st != stateEvent {
+		st := th.wait(stateResume, sentrySpin)
+		c.p.inApp.Add(-1)
+		if st != stateEvent {
 			return nil, hostarch.NoAccess, platform.ErrContextDead
 		}
 		th.eventAt = time.Now()
