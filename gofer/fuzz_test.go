@@ -17,7 +17,7 @@ import (
 // answer, never a crash of the gofer.
 func FuzzDecode(f *testing.F) {
 	seeds := []*proto.Request{
-		{Id: 1, Op: &proto.Request_Version{Version: &proto.VersionReq{MinVersion: 1, MaxVersion: 1}}},
+		{Id: 1, Op: &proto.Request_Version{Version: &proto.VersionReq{MinVersion: 1, MaxVersion: proto.MaxVersion}}},
 		{Id: 2, Op: &proto.Request_Walk{Walk: &proto.WalkReq{Dir: 1, Name: []byte("file")}}},
 		{Id: 3, Op: &proto.Request_Open{Open: &proto.OpenReq{Handle: 2, Flags: unix.O_RDWR}}},
 		{Id: 4, Op: &proto.Request_SetStat{SetStat: &proto.SetStatReq{Handle: 1, Mask: 0x3f, Atime: &proto.Timespec{Nsec: unix.UTIME_NOW}}}},
@@ -61,7 +61,7 @@ func FuzzDecode(f *testing.F) {
 		// Read-only, so fuzzing never mutates the tree.
 		s := newSession(dup, pfd, true)
 		defer s.closeAll()
-		s.handle(&proto.Request{Op: &proto.Request_Version{Version: &proto.VersionReq{MinVersion: 1, MaxVersion: 1}}})
+		s.handle(&proto.Request{Op: &proto.Request_Version{Version: &proto.VersionReq{MinVersion: 1, MaxVersion: proto.MaxVersion}}})
 		resp, fds := s.handle(req)
 		proto.CloseFDs(fds)
 		if resp == nil {

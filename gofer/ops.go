@@ -19,10 +19,16 @@ const (
 	readdirBudget = 48 << 10
 	// attrCost is the most an encoded Attr adds to a Readdir entry.
 	attrCost = 160
-	// userXattrPrefix is the only xattr namespace served: trusted.* and
-	// security.* (file capabilities, LSM labels) would let the sandbox
-	// grant itself privilege on the host.
-	userXattrPrefix = "user."
+	// userXattrPrefix is the only host xattr namespace the gofer touches:
+	// the host's trusted.* and security.* (file capabilities, LSM labels)
+	// would let the sandbox grant itself privilege on the host. The
+	// sandbox's trusted.* live in the host's user namespace instead, under
+	// veilXattrPrefix (see hostXattrName).
+	userXattrPrefix    = "user."
+	trustedXattrPrefix = "trusted."
+	veilXattrPrefix    = "user.veil."
+	veilTrustedPrefix  = veilXattrPrefix + "t."
+	veilUserPrefix     = veilXattrPrefix + "u."
 )
 
 func handleResp(h uint32, attr *proto.Attr) *proto.Response {
@@ -570,8 +576,11 @@ func (s *session) utimes(n *node, ts []unix.Timespec) error {
 	return err
 }
 
-// checkXattrName allows only user.* names of legal length.
-func checkXattrName(raw []byte) (string, error) {
+// hostXattrName checks a sandbox xattr name and gives the host name it is
+// stored under: user.X as itself, trusted.X as user.veil.t.X, and the
+// sandbox's own user.veil.X as user.veil.u.X, so that the sandbox can
+// neither forge nor see the mapping. Other namespaces are not served.
+func hostXattrName(raw []byte, version uint32) (string, error) {
 	name := string(raw)
 	if len(name) == 0 || len(name) > xattrNameMax {
 		return "", unix.ERANGE
@@ -579,10 +588,45 @@ func checkXattrName(raw []byte) (string, error) {
 	if indexByte(raw, 0) >= 0 {
 		return "", unix.EINVAL
 	}
-	if !strings.HasPrefix(name, userXattrPrefix) || len(name) == len(userXattrPrefix) {
+	var host string
+	switch {
+	case version < 2:
+		// Version 1: user.* only, stored as named.
+		if !strings.HasPrefix(name, userXattrPrefix) || len(name) == len(userXattrPrefix) {
+			return "", unix.EOPNOTSUPP
+		}
+		host = name
+	case strings.HasPrefix(name, trustedXattrPrefix) && len(name) > len(trustedXattrPrefix):
+		host = veilTrustedPrefix + name[len(trustedXattrPrefix):]
+	case strings.HasPrefix(name, veilXattrPrefix):
+		host = veilUserPrefix + name[len(veilXattrPrefix):]
+	case strings.HasPrefix(name, userXattrPrefix) && len(name) > len(userXattrPrefix):
+		host = name
+	default:
 		return "", unix.EOPNOTSUPP
 	}
-	return name, nil
+	if len(host) > xattrNameMax {
+		return "", unix.ERANGE
+	}
+	return host, nil
+}
+
+// sandboxXattrName reverses hostXattrName; ok is false for host names the
+// sandbox does not see.
+func sandboxXattrName(host string, version uint32) (string, bool) {
+	switch {
+	case version < 2:
+		return host, strings.HasPrefix(host, userXattrPrefix)
+	case strings.HasPrefix(host, veilTrustedPrefix):
+		return trustedXattrPrefix + host[len(veilTrustedPrefix):], true
+	case strings.HasPrefix(host, veilUserPrefix):
+		return veilXattrPrefix + host[len(veilUserPrefix):], true
+	case strings.HasPrefix(host, veilXattrPrefix):
+		return "", false
+	case strings.HasPrefix(host, userXattrPrefix):
+		return host, true
+	}
+	return "", false
 }
 
 // xattrFD opens n for an f*xattr call. Only regular files and directories
@@ -604,7 +648,7 @@ func (s *session) setxattr(r *proto.SetxattrReq) (*proto.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, err := checkXattrName(r.Name)
+	name, err := hostXattrName(r.Name, s.version)
 	if err != nil {
 		return nil, err
 	}
@@ -633,7 +677,7 @@ func (s *session) getxattr(r *proto.GetxattrReq) (*proto.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, err := checkXattrName(r.Name)
+	name, err := hostXattrName(r.Name, s.version)
 	if err != nil {
 		return nil, err
 	}
@@ -672,9 +716,9 @@ func (s *session) listxattr(r *proto.ListxattrReq) (*proto.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range strings.Split(string(buf[:nb]), "\x00") {
+	for _, host := range strings.Split(string(buf[:nb]), "\x00") {
 		// Other namespaces are not served, so they are not listed.
-		if strings.HasPrefix(name, userXattrPrefix) {
+		if name, ok := sandboxXattrName(host, s.version); ok {
 			resp.Names = append(resp.Names, []byte(name))
 		}
 	}
@@ -686,7 +730,7 @@ func (s *session) removexattr(r *proto.RemovexattrReq) (*proto.Response, error) 
 	if err != nil {
 		return nil, err
 	}
-	name, err := checkXattrName(r.Name)
+	name, err := hostXattrName(r.Name, s.version)
 	if err != nil {
 		return nil, err
 	}

@@ -284,7 +284,7 @@ func (s *session) handshake(v *proto.VersionReq) *proto.Response {
 	if err != nil {
 		return errResp(err)
 	}
-	if ftype != unix.S_IFDIR && ftype != unix.S_IFREG {
+	if ftype != unix.S_IFDIR && (ftype != unix.S_IFREG || ver < 2) {
 		return errResp(unix.ENOTDIR)
 	}
 	h, err := s.add(s.rootFD, ftype)

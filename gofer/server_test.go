@@ -482,7 +482,7 @@ func TestXattrs(t *testing.T) {
 	if e := tc.errno(&proto.Request{Op: &proto.Request_Setxattr{Setxattr: &proto.SetxattrReq{Handle: f, Name: []byte("user.k"), Value: []byte("v2"), Flags: unix.XATTR_CREATE}}}); e != unix.EEXIST {
 		t.Errorf("XATTR_CREATE on existing: %v", e)
 	}
-	for _, name := range []string{"security.capability", "trusted.x", "user."} {
+	for _, name := range []string{"security.capability", "trusted.", "user.", "system.posix_acl_access"} {
 		if e := tc.errno(&proto.Request{Op: &proto.Request_Setxattr{Setxattr: &proto.SetxattrReq{Handle: f, Name: []byte(name), Value: []byte("x")}}}); e != unix.EOPNOTSUPP {
 			t.Errorf("setxattr %s: %v, want EOPNOTSUPP", name, e)
 		}

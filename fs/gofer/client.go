@@ -297,7 +297,7 @@ func (c *Client) SetStat(h uint32, r *proto.SetStatReq) error {
 	return c.emptyCall(&proto.Request{Op: &proto.Request_SetStat{SetStat: r}})
 }
 
-// Setxattr sets a user.* extended attribute.
+// Setxattr sets an extended attribute (user.* or trusted.*).
 func (c *Client) Setxattr(h uint32, name string, value []byte, flags uint32) error {
 	return c.emptyCall(&proto.Request{Op: &proto.Request_Setxattr{Setxattr: &proto.SetxattrReq{Handle: h, Name: []byte(name), Value: value, Flags: flags}}})
 }

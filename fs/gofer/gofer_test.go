@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	gofersrv "github.com/veil-sandbox/veil/gofer"
+	"github.com/veil-sandbox/veil/gofer/proto"
 	"github.com/veil-sandbox/veil/sentry/hostarch"
 	"github.com/veil-sandbox/veil/sentry/memmap"
 	"github.com/veil-sandbox/veil/sentry/memory"
@@ -54,7 +55,7 @@ func tree(t *testing.T) string {
 
 func TestClientBasics(t *testing.T) {
 	c, _ := connect(t, tree(t), true)
-	if !c.ReadOnly || c.Version != 1 || c.RootAttr.Mode&unix.S_IFMT != unix.S_IFDIR {
+	if !c.ReadOnly || c.Version != proto.MaxVersion || c.RootAttr.Mode&unix.S_IFMT != unix.S_IFDIR {
 		t.Fatalf("handshake: ro %v v %d", c.ReadOnly, c.Version)
 	}
 	h, a, err := c.Walk(c.Root, "file")

@@ -82,6 +82,14 @@ func (fs *Filesystem) copyUpLocked(ctx context.Context, i *inode) error {
 	if err != nil {
 		return err
 	}
+	if err := copyXattrs(ctx, lower, c); err != nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			pu.Rmdir(ctx, i.name, c)
+		} else {
+			pu.Unlink(ctx, i.name, c)
+		}
+		return err
+	}
 	// Create took the mode through the upper layer's own rules (a set-ID
 	// bit can be dropped); set everything exactly, times last.
 	if err := c.SetStat(ctx, copiedAttrs(st)); err != nil {

@@ -8,9 +8,9 @@
 // An overlay inode pairs the upper and lower inodes found at one path. A
 // name present in the upper layer hides the lower one, except that two
 // directories merge: listing shows the union, and lookups try the upper
-// one first. A file changed in any way is first copied up: its data, mode,
-// owner and times are copied into the upper layer (parents first) and all
-// later access goes to the copy. Removing a name the lower layer has
+// one first. A file changed in any way is first copied up: its data,
+// mode, owner, times and xattrs are copied into the upper layer (parents
+// first) and all later access goes to the copy. Removing a name the lower layer has
 // leaves a whiteout in the upper directory; a directory made where a
 // whiteout was, or renamed over a lower directory, is opaque and hides the
 // lower directory's contents.
@@ -30,8 +30,8 @@
 //   - st_ino is the lower inode number until copy-up and the upper one
 //     afterwards, as readdir and fstat report them; the upper layer should
 //     number its inodes clear of the lower's (UpperInoBase).
-//   - Extended attributes are not copied up yet: the VFS has no xattr
-//     interface to copy them through.
+//   - Extended attributes are copied up with the file; a layer without
+//     them gives EOPNOTSUPP for reads, as overlayfs does.
 //
 // # Locking
 //

@@ -415,3 +415,34 @@ func TestExchange(t *testing.T) {
 	}
 	e.mustRead("nd", "a")
 }
+
+func TestXattrCopyUp(t *testing.T) {
+	e := newEnv(t, func(dir string) {
+		basicTree(dir)
+		if err := unix.Setxattr(filepath.Join(dir, "file"), "user.lower", []byte("lv"), 0); err != nil {
+			t.Skipf("host file system has no user xattrs: %v", err)
+		}
+	})
+	ctx := context.Background()
+	vd, err := e.vfs.GetDentryAt(ctx, e.pop("file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := vd.Inode().(vfs.InodeXattrs)
+	if v, err := x.GetXattr(ctx, "user.lower"); err != nil || v != "lv" {
+		t.Errorf("lower xattr: %q, %v", v, err)
+	}
+	if err := x.SetXattr(ctx, "trusted.new", "tv", 0); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := x.ListXattr(ctx)
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"trusted.new", "user.lower"}) {
+		t.Errorf("after copy-up: %v", names)
+	}
+	e.mustRead("file", "lower data")
+	buf := make([]byte, 16)
+	if _, err := unix.Getxattr(filepath.Join(e.host, "file"), "user.veil.t.new", buf); err == nil {
+		t.Error("an xattr set through the overlay reached the host")
+	}
+}

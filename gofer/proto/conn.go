@@ -14,7 +14,9 @@ import (
 // server answers with the highest version both speak, or EPROTONOSUPPORT.
 const (
 	MinVersion = 1
-	MaxVersion = 1
+	// Version 2 serves trusted.* xattrs (mapped into the host's user.*,
+	// PROTOCOL.md) and regular files as mount roots.
+	MaxVersion = 2
 )
 
 // MaxMessageSize bounds one packet in either direction. Everything the
