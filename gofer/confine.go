@@ -12,16 +12,16 @@ import (
 )
 
 // keepCaps are the capabilities serving needs: owning and moding files for
-// the sandbox's users whatever the host permissions say, and mknod of FIFOs
-// and sockets. Everything else is dropped from every set.
+// the sandbox's users whatever the host permissions say (the sentry has
+// checked the sandbox's own permissions). mknod of FIFOs and sockets needs
+// no capability, and the root is entered with pivot_root before the rest
+// go. Everything else is dropped from every set.
 var keepCaps = []uintptr{
 	unix.CAP_CHOWN,
 	unix.CAP_DAC_OVERRIDE,
 	unix.CAP_DAC_READ_SEARCH,
 	unix.CAP_FOWNER,
 	unix.CAP_FSETID,
-	unix.CAP_SYS_CHROOT,
-	unix.CAP_MKNOD,
 }
 
 // SeccompLogEnv, when set to "1" in the gofer's environment, makes a
@@ -44,11 +44,8 @@ const CloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | un
 // OpenRoot before Confine; afterwards serve root as "/".
 //
 // The new root is entered with pivot_root and the old one detached, so no
-// host mount stays reachable. pivot_root is impossible when the current
-// root is the initramfs rootfs (EINVAL); then Confine falls back to chroot,
-// which is escapable only with CAP_SYS_CHROOT plus a directory FD outside
-// the new root — the gofer holds none but its mount roots, and seccomp
-// forbids chroot after confinement.
+// host mount stays reachable; the roots of other mounts are held only as
+// the FDs OpenRoot gave before.
 func Confine(root string) error {
 	if err := checkOwnMountNS(); err != nil {
 		return err
