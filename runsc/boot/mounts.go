@@ -16,6 +16,7 @@ import (
 	"github.com/veil-sandbox/veil/fs/gofer"
 	"github.com/veil-sandbox/veil/fs/overlay"
 	"github.com/veil-sandbox/veil/fs/proc"
+	"github.com/veil-sandbox/veil/fs/sys"
 	"github.com/veil-sandbox/veil/fs/tmpfs"
 	"github.com/veil-sandbox/veil/sentry/kernel"
 	"github.com/veil-sandbox/veil/sentry/kernel/auth"
@@ -25,8 +26,8 @@ import (
 
 // buildMounts makes the sandbox's mount namespace: the root (by default an
 // overlay of a memory tmpfs over the gofer-served rootfs), the container's
-// mounts in order, then /proc, /dev, /dev/shm and /tmp where the container
-// gave none, then linux.maskedPaths and linux.readonlyPaths. Missing mount
+// mounts in order, then /proc, /sys (read-only), /dev, /dev/shm and /tmp
+// where the container gave none, then linux.maskedPaths and linux.readonlyPaths. Missing mount
 // points are made in the root, which becomes read-only only afterwards
 // when root.readonly asks for it.
 func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Kernel) (*vfs.VirtualFilesystem, vfs.VirtualDentry, error) {
@@ -43,6 +44,12 @@ func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Ker
 	}
 	if !b.mounted["/proc"] {
 		if err := b.mountAt("/proc", proc.New(k), true, 0); err != nil {
+			return nil, vfs.VirtualDentry{}, err
+		}
+	}
+	if !b.mounted["/sys"] {
+		// Read-only, as container runtimes mount it by default.
+		if err := b.mountAt("/sys", sys.New(k, sys.Limits{}), true, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
 			return nil, vfs.VirtualDentry{}, err
 		}
 	}
@@ -251,8 +258,10 @@ func (b *mountBuilder) specMount(m Mount) error {
 			return fmt.Errorf("proc option %q is not supported", data[0])
 		}
 		return b.mountAt(m.Destination, proc.New(b.k), true, flags)
+	case "sysfs":
+		return b.mountAt(m.Destination, sys.New(b.k, sys.Limits{}), true, flags)
 	default:
-		// sysfs, devpts, mqueue and cgroup filesystems are not
+		// devpts, mqueue and cgroup filesystems are not
 		// provided yet; leaving the mount out would hand the
 		// container a directory it did not ask for.
 		return fmt.Errorf("filesystem type %q is not supported yet", m.Type)

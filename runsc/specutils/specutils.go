@@ -68,11 +68,11 @@ func ParseSpec(data []byte) (*specs.Spec, error) {
 }
 
 // sentryMountTypes are the mount types the sentry provides; bind mounts
-// are served by the gofer. Others (sysfs, devpts, mqueue, cgroup until
+// are served by the gofer. Others (devpts, mqueue, cgroup until
 // their filesystems exist) are refused with an error naming them rather
 // than left out, which would give the container an empty directory where
 // it expects a filesystem.
-var sentryMountTypes = map[string]bool{"tmpfs": true, "proc": true}
+var sentryMountTypes = map[string]bool{"tmpfs": true, "proc": true, "sysfs": true}
 
 // Validate checks the fields runsc run uses and rejects those it cannot
 // honour yet. Each error names the offending field.

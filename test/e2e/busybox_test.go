@@ -55,8 +55,8 @@ func TestBusyboxScript(t *testing.T) {
 // lsRootFilter drops from the "== ls -la /" section of the script's output
 // exactly the lines that legitimately differ between the host and a
 // sandbox: "total" (the sum of block counts, which includes the entries
-// below), and the entries for dev, proc and tmp, which inside the sandbox
-// are the sandbox's own mounts (its devices, its procfs, its tmpfs) with
+// below), and the entries for dev, proc, sys and tmp, which inside the
+// sandbox are the sandbox's own mounts (its devices, procfs, sysfs, tmpfs) with
 // their own link counts, sizes and times. Everything else must match.
 func lsRootFilter(in []string) []string {
 	var out []string
@@ -72,7 +72,7 @@ func lsRootFilter(in []string) []string {
 			}
 			if len(f) >= 9 {
 				switch f[len(f)-1] {
-				case "dev", "proc", "tmp":
+				case "dev", "proc", "sys", "tmp":
 					continue
 				}
 			}
