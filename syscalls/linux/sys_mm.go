@@ -194,5 +194,25 @@ func (f mmapFile) configure(opts *memmap.MMapOpts, shared bool) error {
 	if shared && f.fd.StatusFlags()&unix.O_APPEND != 0 && opts.Perms.Write {
 		return unix.EACCES
 	}
-	return f.fd.ConfigureMMap(f.t, opts)
+	if err := f.fd.ConfigureMMap(f.t, opts); err != nil {
+		return err
+	}
+	if opts.Name == "" {
+		opts.Name = mappedName(f.t, f.fd)
+	}
+	return nil
+}
+
+// mappedName is how /proc/PID/maps names a mapping of fd: its path from
+// the task's root, marked when the file is gone.
+func mappedName(t *kernel.Task, fd *vfs.FileDescription) string {
+	vd := fd.VirtualDentry()
+	if !vd.Ok() || t.FSContext() == nil {
+		return ""
+	}
+	p, ok := t.Kernel().VFS().PathnameWithin(t.FSContext().Root(), vd)
+	if !ok {
+		p += " (deleted)"
+	}
+	return p
 }

@@ -314,6 +314,22 @@ static void test_maps(void)
 		CHECK(sz && atol(sz) == 4 * pg / 1024, "smaps Size of the mapping");
 		CHECK(rss && atol(rss) >= 2 * pg / 1024 && atol(rss) <= 4 * pg / 1024, "smaps Rss counts the touched pages");
 	}
+	/* A file mapping is named by the file's path. */
+	char path[256];
+	check_path(path, sizeof path, "procmap");
+	int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	CHECK(fd >= 0 && ftruncate(fd, pg) == 0, "create a file to map");
+	char *fm = mmap(NULL, pg, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(fm != MAP_FAILED, "mmap the file");
+	static char mp[1 << 18];
+	slurp("/proc/self/maps", mp, sizeof mp);
+	snprintf(head, sizeof head, "%08lx-%08lx r--s ", (unsigned long)fm, (unsigned long)fm + pg);
+	char *line = strstr(mp, head), *eol = line ? strchr(line, '\n') : NULL;
+	size_t pl = strlen(path);
+	CHECK(line && eol && (size_t)(eol - line) > pl && memcmp(eol - pl, path, pl) == 0, "maps names a file mapping by its path");
+	munmap(fm, pg);
+	close(fd);
+	unlink(path);
 	munmap(w, 4 * pg);
 	munmap(sh, pg);
 	munmap(m, 3 * pg);
