@@ -341,6 +341,10 @@ func Sysinfo(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 	b := make([]byte, 112)
 	le := binary.LittleEndian
 	le.PutUint64(b[0:], uint64(k.Uptime()/time.Second))
+	// Load averages in 1/65536ths (SI_LOAD_SHIFT), as /proc/loadavg.
+	for i, l := range k.LoadAverage() {
+		le.PutUint64(b[8+8*i:], uint64(l*65536))
+	}
 	le.PutUint64(b[32:], total)
 	le.PutUint64(b[40:], free)
 	le.PutUint16(b[80:], uint16(k.TaskCount()))
