@@ -451,6 +451,8 @@ type stubThread struct {
 	// and the application's time between events, which size the spins.
 	eventAt, resumeAt time.Time
 	handling, running time.Duration
+	slept             bool // the last wait slept
+	cpu               int  // the CPU the thread is pinned to, or -1
 }
 
 func (th *stubThread) stubAddr() uint64 { return slotsBase + uint64(th.slot)*slotSize }
@@ -484,7 +486,7 @@ func (s *subprocess) newThread() (*stubThread, error) {
 	}
 	s.mu.Unlock()
 
-	th := &stubThread{s: s, slot: slot, mem: s.p.slot(slot), tgid: s.leader.TGID}
+	th := &stubThread{s: s, slot: slot, mem: s.p.slot(slot), tgid: s.leader.TGID, cpu: -1}
 	le := binary.LittleEndian
 	clear(th.mem[:altStackOff])
 	*th.word(slotState) = stateInit
@@ -531,14 +533,16 @@ func (th *stubThread) retire() {
 	s.spare = append(s.spare, th.slot)
 }
 
-// set publishes a new state to the stub thread, waking it if it sleeps.
-// The store is a full barrier (XCHG), so either the stub sees the state
-// before it sleeps or we see its sleeping flag.
-func (th *stubThread) set(state uint32) {
+// set publishes a new state to the stub thread, waking it if it sleeps,
+// and says whether it did. The store is a full barrier (XCHG), so either
+// the stub sees the state before it sleeps or we see its sleeping flag.
+func (th *stubThread) set(state uint32) bool {
 	atomic.StoreUint32(th.word(slotState), state)
 	if atomic.LoadUint32(th.word(slotStubSleeping)) != 0 {
 		futex(th.word(slotState), futexWake, 1, nil)
+		return true
 	}
+	return false
 }
 
 // deadCheckInterval is how often a sentry waiting for a stub thread checks
@@ -549,6 +553,18 @@ const deadCheckInterval = 200 * time.Millisecond
 // wait waits until the state word is no longer from, spinning first, and
 // returns it (stateDead if the thread is gone).
 func (th *stubThread) wait(from uint32, spin time.Duration) uint32 {
+	st, _ := th.waitSlept(from, spin)
+	return st
+}
+
+// waitSlept is wait that also says whether it had to sleep.
+func (th *stubThread) waitSlept(from uint32, spin time.Duration) (uint32, bool) {
+	st := th.sleepWait(from, spin)
+	return st, st != stateDead && th.slept
+}
+
+func (th *stubThread) sleepWait(from uint32, spin time.Duration) uint32 {
+	th.slept = false
 	w := th.word(slotState)
 	if spin > 0 {
 		deadline := time.Now().Add(spin)
@@ -561,6 +577,7 @@ func (th *stubThread) wait(from uint32, spin time.Duration) uint32 {
 			}
 		}
 	}
+	th.slept = true
 	ts := unix.NsecToTimespec(int64(deadCheckInterval))
 	for {
 		atomic.StoreUint32(th.word(slotSentrySleeping), 1)
@@ -763,10 +780,22 @@ type context struct {
 	th          *stubThread
 	running     atomic.Pointer[stubThread]
 	interrupted atomic.Bool
+
+	// Placement (see place): while spinning works, the stub thread and
+	// the task's OS thread run where the host puts them; once it does
+	// not, both are pinned to one CPU (cpu), for a while (until
+	// pinnedUntil), and hand over without spinning. spins and spinFails
+	// count the recent handovers that were meant to spin and those where
+	// a side slept anyway.
+	cpu          int
+	origAffinity unix.CPUSet
+	pinnedUntil  time.Time
+	spins        int
+	spinFails    int
 }
 
 // NewContext implements platform.Platform.
-func (p *Platform) NewContext() platform.Context { return &context{p: p} }
+func (p *Platform) NewContext() platform.Context { return &context{p: p, cpu: -1} }
 
 // Interrupt implements platform.Context: a signal makes the running stub
 // thread enter its handler, which reports it like any other.
@@ -777,12 +806,101 @@ func (c *context) Interrupt() {
 	}
 }
 
-// Release implements platform.Context.
+// Release implements platform.Context. It runs on the context's OS thread
+// and gives that thread back its CPU affinity.
 func (c *context) Release() {
+	c.unpin()
 	if c.th != nil {
 		c.th.retire()
 		c.th = nil
 	}
+}
+
+// CPU placement. Spinning makes a handover cost two cache-line transfers,
+// but only while each side has a CPU of its own; on a busy host a spinning
+// side takes the CPU the other needs, and a futex wake-up across CPUs costs
+// an IPI and a remote wake-up, tens of microseconds on a virtual machine.
+// So a context whose spins keep failing, or that shares the CPUs with more
+// application threads than there are CPUs, pins its OS thread and its stub
+// thread to one CPU (round robin over the contexts), where a handover is a
+// direct switch, and tries spinning again after pinHold.
+const pinHold = 200 * time.Millisecond
+
+var nextCPU atomic.Uint32
+
+// place decides, after a handover, whether the context should be pinned:
+// spun says both sides were meant to spin, failed that one slept anyway.
+func (c *context) place(th *stubThread, spun, failed, crowded bool) {
+	if c.cpu >= 0 {
+		if !crowded && time.Now().After(c.pinnedUntil) {
+			c.unpin()
+		} else if th.cpu != c.cpu {
+			pinThread(th.tid, c.cpu)
+			th.cpu = c.cpu
+		}
+		return
+	}
+	if spun {
+		c.spins++
+		if failed {
+			c.spinFails++
+		}
+		if c.spins < 32 {
+			return
+		}
+		crowded = 2*c.spinFails > c.spins
+		c.spins, c.spinFails = 0, 0
+	}
+	if crowded {
+		c.pin(th)
+	}
+}
+
+func pinThread(tid int32, cpu int) {
+	var set unix.CPUSet
+	set.Set(cpu)
+	unix.SchedSetaffinity(int(tid), &set)
+}
+
+// pin pins the calling OS thread and th to the context's next CPU.
+func (c *context) pin(th *stubThread) {
+	var orig unix.CPUSet
+	if unix.SchedGetaffinity(0, &orig) != nil || orig.Count() < 2 {
+		return
+	}
+	n := int(nextCPU.Add(1)-1) % orig.Count()
+	for cpu := 0; cpu < len(orig)*64; cpu++ {
+		if !orig.IsSet(cpu) {
+			continue
+		}
+		if n--; n >= 0 {
+			continue
+		}
+		var set unix.CPUSet
+		set.Set(cpu)
+		if unix.SchedSetaffinity(0, &set) != nil {
+			return
+		}
+		c.cpu, c.origAffinity = cpu, orig
+		c.pinnedUntil = time.Now().Add(pinHold)
+		pinThread(th.tid, cpu)
+		th.cpu = cpu
+		return
+	}
+}
+
+// unpin gives the calling OS thread and the context's stub thread back
+// the placement they had.
+func (c *context) unpin() {
+	if c.cpu < 0 {
+		return
+	}
+	unix.SchedSetaffinity(0, &c.origAffinity)
+	if th := c.th; th != nil && th.cpu >= 0 {
+		unix.SchedSetaffinity(int(th.tid), &c.origAffinity)
+		th.cpu = -1
+	}
+	c.cpu = -1
 }
 
 // PullFullState implements platform.Context.
@@ -881,7 +999,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		// than leave a CPU to the side spun for: otherwise spinning
 		// takes the CPU the other side needs.
 		inApp := c.p.inApp.Add(1)
-		spare := inApp < c.p.ncpu
+		spare := inApp < c.p.ncpu && c.cpu < 0
 		stubSpin, sentrySpin := time.Duration(0), time.Duration(0)
 		if spare {
 			stubSpin, sentrySpin = spinFor(th.handling), spinFor(th.running)
@@ -889,12 +1007,16 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		atomic.StoreUint32(th.word(slotSpin), uint32(stubSpin/time.Microsecond)*pausesPerUS)
 		th.resumeAt = now
 		s.patchMu.RLock()
-		th.set(stateResume)
+		stubSlept := th.set(stateResume)
 		s.patchMu.RUnlock()
-		st := th.wait(stateResume, sentrySpin)
+		st, slept := th.waitSlept(stateResume, sentrySpin)
 		c.p.inApp.Add(-1)
 		if st != stateEvent {
 			return nil, hostarch.NoAccess, platform.ErrContextDead
+		}
+		if c.p.ncpu > 1 {
+			spun := stubSpin > 0 && sentrySpin > 0
+			c.place(th, spun, spun && (slept || stubSlept), inApp >= c.p.ncpu)
 		}
 		th.eventAt = time.Now()
 		th.running = average(th.running, th.eventAt.Sub(th.resumeAt))
