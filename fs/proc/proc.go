@@ -302,14 +302,11 @@ type symlinkInode struct {
 }
 
 func (l *symlinkInode) Perms() vfs.Perms { return l.perms(unix.S_IFLNK) }
+
+// Stat reports size 0, as Linux does for proc links; computing the
+// target could need VFS locks that Stat's callers may hold.
 func (l *symlinkInode) Stat(ctx context.Context) (vfs.Statx, error) {
-	st, err := l.stat(unix.S_IFLNK, 1)
-	if err == nil {
-		if t, err := l.target(ctx); err == nil {
-			st.Size = uint64(len(t))
-		}
-	}
-	return st, err
+	return l.stat(unix.S_IFLNK, 1)
 }
 func (l *symlinkInode) Readlink(ctx context.Context) (string, error) {
 	if err := l.check(); err != nil {

@@ -290,15 +290,19 @@ func (x target) io(_ context.Context, t *kernel.Task) (string, error) {
 
 // Magic links: cwd, root, exe.
 
-func (x target) magicLink(slot uint64, resolve func(ctx context.Context) (vfs.VirtualDentry, string, error)) func() vfs.Inode {
+// magicLink makes cwd, root or exe. resolve returns the file and, when
+// named is set, the text readlink shows; a jump must not ask for the name,
+// because the walker calling it holds the VFS's rename lock, which naming
+// takes.
+func (x target) magicLink(slot uint64, resolve func(ctx context.Context, named bool) (vfs.VirtualDentry, string, error)) func() vfs.Inode {
 	return func() vfs.Inode {
 		return &magicLinkInode{
 			symlinkInode: symlinkInode{node: x.node(slot, 0777), target: func(ctx context.Context) (string, error) {
-				_, name, err := resolve(ctx)
+				_, name, err := resolve(ctx, true)
 				return name, err
 			}},
 			jump: func(ctx context.Context, _ vfs.VirtualDentry) (vfs.VirtualDentry, error) {
-				vd, _, err := resolve(ctx)
+				vd, _, err := resolve(ctx, false)
 				return vd, err
 			},
 		}
@@ -346,44 +350,45 @@ func (fs *Filesystem) pathFor(ctx context.Context, vd vfs.VirtualDentry, fallbac
 	return p
 }
 
-func (x target) cwd(ctx context.Context) (vfs.VirtualDentry, string, error) {
+func (x target) cwd(ctx context.Context, named bool) (vfs.VirtualDentry, string, error) {
 	fsc, err := x.fsContext(ctx)
 	if err != nil {
 		return vfs.VirtualDentry{}, "", err
 	}
 	vd := fsc.WorkingDirectory()
+	if !named {
+		return vd, "", nil
+	}
 	return vd, x.fs.pathFor(ctx, vd, fsc.Root()), nil
 }
 
-func (x target) root(ctx context.Context) (vfs.VirtualDentry, string, error) {
+func (x target) root(ctx context.Context, named bool) (vfs.VirtualDentry, string, error) {
 	fsc, err := x.fsContext(ctx)
 	if err != nil {
 		return vfs.VirtualDentry{}, "", err
 	}
 	vd := fsc.Root()
+	if !named {
+		return vd, "", nil
+	}
 	return vd, x.fs.pathFor(ctx, vd, fsc.Root()), nil
 }
 
-// exe is the executable's path as exec found it (symlinks resolved);
-// jumping to it resolves that path from the process's root, inside the
-// sandbox's mounts.
-func (x target) exe(ctx context.Context) (vfs.VirtualDentry, string, error) {
-	fsc, err := x.fsContext(ctx)
-	if err != nil {
+// exe is the executable as exec found it (the text: its path with
+// symlinks resolved); following the link reaches the file itself.
+func (x target) exe(ctx context.Context, _ bool) (vfs.VirtualDentry, string, error) {
+	if _, err := x.fsContext(ctx); err != nil {
 		return vfs.VirtualDentry{}, "", err
 	}
-	_, m, rel, ok := x.live()
+	t, m, rel, ok := x.live()
 	if !ok {
 		return vfs.VirtualDentry{}, "", unix.ENOENT
 	}
 	path := m.Executable()
 	rel()
-	if path == "" {
+	vd := t.ThreadGroup().Executable()
+	if path == "" || !vd.Ok() {
 		return vfs.VirtualDentry{}, "", unix.ENOENT
-	}
-	vd, err := x.fs.k.VFS().GetDentryAt(ctx, &vfs.PathOperation{Root: fsc.Root(), Start: fsc.Root(), Path: path, FollowFinalSymlink: true})
-	if err != nil {
-		return vfs.VirtualDentry{}, path + " (deleted)", nil
 	}
 	return vd, path, nil
 }

@@ -44,6 +44,8 @@ func (f execFile) Close() error {
 type execOpener struct {
 	t        *Task
 	resolved map[string]string
+	// dentries are the files opened, for /proc/PID/exe.
+	dentries map[string]vfs.VirtualDentry
 }
 
 func (o execOpener) Open(path string) (loader.File, error) {
@@ -56,6 +58,7 @@ func (o execOpener) Open(path string) (loader.File, error) {
 	if p, ok := t.k.VFS().PathnameWithin(fsc.Root(), fd.VirtualDentry()); ok {
 		o.resolved[path] = p
 	}
+	o.dentries[path] = fd.VirtualDentry()
 	return execFile{t: t, fd: fd}, nil
 }
 
@@ -74,7 +77,7 @@ func (t *Task) loadExecutable(path string, argv, envv []string) error {
 	if err != nil {
 		return err
 	}
-	opener := execOpener{t: t, resolved: make(map[string]string)}
+	opener := execOpener{t: t, resolved: make(map[string]string), dentries: make(map[string]vfs.VirtualDentry)}
 	res, err := loader.Load(loader.LoadArgs{
 		MM:        t.mm,
 		Opener:    opener,
@@ -106,6 +109,7 @@ func (t *Task) loadExecutable(path string, argv, envv []string) error {
 		exe = t.absPath(res.ExecPath)
 	}
 	t.mm.SetExecutable(exe)
+	t.setExecutableDentry(opener.dentries[res.ExecPath])
 	t.ac.ResetForExec(res.Entry, res.StackPointer)
 	t.SetName(baseName(path))
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/kernel/auth"
+	"github.com/veil-sandbox/veil/sentry/vfs"
 )
 
 // Read-only views of tasks and processes for procfs, and the little state
@@ -73,10 +74,27 @@ type tgProcState struct {
 	// floor below which only CAP_SYS_RESOURCE may set it (Linux's
 	// signal_struct fields of the same names).
 	oomScoreAdj, oomScoreAdjMin int32
+	// exe is the executable the process runs (/proc/PID/exe).
+	exe vfs.VirtualDentry
 }
 
 func (p *tgProcState) inherit(parent *tgProcState) {
 	p.oomScoreAdj, p.oomScoreAdjMin = parent.oomScoreAdj, parent.oomScoreAdjMin
+	p.exe = parent.exe
+}
+
+func (t *Task) setExecutableDentry(vd vfs.VirtualDentry) {
+	t.k.mu.Lock()
+	t.tg.proc.exe = vd
+	t.k.mu.Unlock()
+}
+
+// Executable returns where the process's executable is in the mount
+// tree (zero before the first exec).
+func (tg *ThreadGroup) Executable() vfs.VirtualDentry {
+	tg.k.mu.Lock()
+	defer tg.k.mu.Unlock()
+	return tg.proc.exe
 }
 
 // taskExitedLocked records what /proc still needs of an exited task.
