@@ -26,45 +26,58 @@ import (
 
 // buildMounts makes the sandbox's mount namespace: the root (by default an
 // overlay of a memory tmpfs over the gofer-served rootfs), the container's
-// mounts in order, then /proc, /sys (read-only), /dev, /dev/shm and /tmp
-// where the container gave none, then linux.maskedPaths and linux.readonlyPaths. Missing mount
-// points are made in the root, which becomes read-only only afterwards
-// when root.readonly asks for it.
+// mounts in order, and /proc, /sys (read-only), /dev, /dev/shm and /tmp
+// where the container gave none (each before the container's mounts below
+// it, after one it is itself below), then linux.maskedPaths and
+// linux.readonlyPaths. Missing mount points are made in the root, which
+// becomes read-only only afterwards when root.readonly asks for it.
 func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Kernel) (*vfs.VirtualFilesystem, vfs.VirtualDentry, error) {
-	b := &mountBuilder{ctx: ctx, args: args, mf: mf, k: k, v: vfs.New(), mounted: map[string]bool{}}
+	b := &mountBuilder{ctx: ctx, args: args, mf: mf, k: k, v: vfs.New()}
 	root, err := b.buildRoot()
 	if err != nil {
 		return nil, vfs.VirtualDentry{}, err
 	}
 	b.root = root
+	defaults := []defaultMount{
+		{"/proc", func() error { return b.mountAt("/proc", proc.New(k), true, 0) }},
+		// Read-only, as container runtimes mount it by default.
+		{"/sys", func() error {
+			return b.mountAt("/sys", sys.New(k, sys.Limits{}), true, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		}},
+		{"/dev", func() error { return b.mountDev(0) }},
+		{"/dev/shm", func() error {
+			return b.mountAt("/dev/shm", b.tmpfs(tmpfs.Options{Mode: 01777}), true, unix.MS_NOSUID|unix.MS_NODEV)
+		}},
+		{"/tmp", func() error { return b.mountAt("/tmp", b.tmpfs(tmpfs.Options{Mode: 01777}), true, 0) }},
+	}
+	var early, late []defaultMount
+	for _, d := range defaults {
+		given, below := false, false
+		for _, m := range args.Mounts {
+			dest := path.Clean(m.Destination)
+			given = given || dest == d.path
+			below = below || strings.HasPrefix(d.path, dest+"/")
+		}
+		switch {
+		case given:
+		case below:
+			late = append(late, d)
+		default:
+			early = append(early, d)
+		}
+	}
+	for _, d := range early {
+		if err := d.mount(); err != nil {
+			return nil, vfs.VirtualDentry{}, err
+		}
+	}
 	for _, m := range args.Mounts {
 		if err := b.specMount(m); err != nil {
 			return nil, vfs.VirtualDentry{}, fmt.Errorf("mount %s: %w", m.Destination, err)
 		}
 	}
-	if !b.mounted["/proc"] {
-		if err := b.mountAt("/proc", proc.New(k), true, 0); err != nil {
-			return nil, vfs.VirtualDentry{}, err
-		}
-	}
-	if !b.mounted["/sys"] {
-		// Read-only, as container runtimes mount it by default.
-		if err := b.mountAt("/sys", sys.New(k, sys.Limits{}), true, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
-			return nil, vfs.VirtualDentry{}, err
-		}
-	}
-	if !b.mounted["/dev"] {
-		if err := b.mountDev(0); err != nil {
-			return nil, vfs.VirtualDentry{}, err
-		}
-	}
-	if !b.mounted["/dev/shm"] {
-		if err := b.mountAt("/dev/shm", b.tmpfs(tmpfs.Options{Mode: 01777}), true, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
-			return nil, vfs.VirtualDentry{}, err
-		}
-	}
-	if !b.mounted["/tmp"] {
-		if err := b.mountAt("/tmp", b.tmpfs(tmpfs.Options{Mode: 01777}), true, 0); err != nil {
+	for _, d := range late {
+		if err := d.mount(); err != nil {
 			return nil, vfs.VirtualDentry{}, err
 		}
 	}
@@ -84,6 +97,13 @@ func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Ker
 	return b.v, root, nil
 }
 
+// defaultMount is a mount the sandbox gets unless the container mounts
+// something at its path.
+type defaultMount struct {
+	path  string
+	mount func() error
+}
+
 type mountBuilder struct {
 	ctx     context.Context
 	args    *Args
@@ -91,7 +111,6 @@ type mountBuilder struct {
 	k       *kernel.Kernel
 	v       *vfs.VirtualFilesystem
 	root    vfs.VirtualDentry
-	mounted map[string]bool
 	// lostOnce: one stop for however many mounts lose the gofer.
 	lostOnce sync.Once
 }
@@ -208,7 +227,6 @@ func (b *mountBuilder) mountAt(target string, impl vfs.FilesystemImpl, dir bool,
 	if _, err := b.v.MountAt(b.ctx, fs, vd, flags); err != nil {
 		return fmt.Errorf("mounting %s: %w", target, err)
 	}
-	b.mounted[path.Clean(target)] = true
 	return nil
 }
 
@@ -260,8 +278,15 @@ func (b *mountBuilder) specMount(m Mount) error {
 		return b.mountAt(m.Destination, proc.New(b.k), true, flags)
 	case "sysfs":
 		return b.mountAt(m.Destination, sys.New(b.k, sys.Limits{}), true, flags)
+	case "cgroup", "cgroup2":
+		cg, err := cgroupFS(b.ctx, b.k)
+		if err != nil {
+			return err
+		}
+		// The view is of limits the sandbox cannot change.
+		return b.mountAt(m.Destination, cg, true, flags|vfs.MountReadOnly)
 	default:
-		// devpts, mqueue and cgroup filesystems are not
+		// devpts and mqueue filesystems are not
 		// provided yet; leaving the mount out would hand the
 		// container a directory it did not ask for.
 		return fmt.Errorf("filesystem type %q is not supported yet", m.Type)
@@ -411,4 +436,42 @@ func (b *mountBuilder) readOnly(p string) error {
 	}
 	_, err = b.v.BindMount(b.ctx, vd, vd, vd.Mount.Flags()|vfs.MountReadOnly)
 	return err
+}
+
+// CGROUP2_SUPER_MAGIC is statfs's f_type for cgroup2.
+const CGROUP2_SUPER_MAGIC = 0x63677270
+
+// subtreeFS presents a directory of another filesystem as a filesystem of
+// its own.
+type subtreeFS struct {
+	vfs.FilesystemImpl
+	root  vfs.Inode
+	name  string
+	magic uint64
+}
+
+func (s *subtreeFS) Name() string                            { return s.name }
+func (s *subtreeFS) Root(context.Context) (vfs.Inode, error) { return s.root, nil }
+func (s *subtreeFS) StatFS(ctx context.Context) (vfs.Statfs, error) {
+	st, err := s.FilesystemImpl.StatFS(ctx)
+	st.Type = s.magic
+	return st, err
+}
+
+// cgroupFS is what a container's cgroup (v1 or v2) mount shows: sysfs's
+// read-only cgroup2 view of the sandbox's limits (fs/cgroup), as a
+// filesystem of type cgroup2.
+func cgroupFS(ctx context.Context, k *kernel.Kernel) (vfs.FilesystemImpl, error) {
+	sysfs := sys.New(k, sys.Limits{})
+	dir, err := sysfs.Root(ctx)
+	for _, name := range []string{"fs", "cgroup"} {
+		if err != nil {
+			break
+		}
+		dir, err = dir.Lookup(ctx, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the cgroup view of sysfs: %w", err)
+	}
+	return &subtreeFS{FilesystemImpl: sysfs, root: dir, name: "cgroup2", magic: CGROUP2_SUPER_MAGIC}, nil
 }

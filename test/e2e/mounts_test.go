@@ -144,8 +144,8 @@ touch /data/sub/deep && echo deep=ok
 	}
 }
 
-// TestSpecMounts: tmpfs size and mode, masked and read-only paths,
-// root.readonly, and a mount type Veil does not provide.
+// TestSpecMounts: tmpfs size and mode, a cgroup2 mount, masked and
+// read-only paths, root.readonly, and a mount type Veil does not provide.
 func TestSpecMounts(t *testing.T) {
 	b := newBundle(t, `
 stat -c '%a' /scratch
@@ -159,6 +159,9 @@ cat /etc/frozen/f
 touch /etc/frozen/g 2>/dev/null; echo frozen-write=$?
 touch /rootfile 2>/dev/null; echo root-write=$?
 echo ok > /tmp/t && echo tmp=ok
+echo cg=$(cat /sys/fs/cgroup/pids.max) cgtype=$(stat -f -c %t /sys/fs/cgroup)
+echo shm=$(stat -c %a /dev/shm) null=$(stat -c %t,%T /dev/null)
+touch /sys/fs/cgroup/x 2>/dev/null; echo cg-write=$?
 `)
 	os.WriteFile(filepath.Join(b.rootfs, "etc", "secret"), []byte("TOPSECRET\n"), 0o644)
 	os.MkdirAll(filepath.Join(b.rootfs, "etc", "hidden"), 0o755)
@@ -166,6 +169,9 @@ echo ok > /tmp/t && echo tmp=ok
 	os.MkdirAll(filepath.Join(b.rootfs, "etc", "frozen"), 0o755)
 	os.WriteFile(filepath.Join(b.rootfs, "etc", "frozen", "f"), []byte("frozen\n"), 0o644)
 	b.mount("/scratch", "tmpfs", "tmpfs", "size=1m", "mode=750")
+	// Both below a default mount (/sys, /dev) that must come first.
+	b.mount("/sys/fs/cgroup", "cgroup2", "cgroup", "nosuid", "noexec", "nodev", "ro")
+	b.mount("/dev/shm", "tmpfs", "shm", "mode=700")
 	b.spec["root"] = map[string]any{"path": "rootfs", "readonly": true}
 	b.spec["linux"] = map[string]any{
 		"maskedPaths":   []string{"/etc/secret", "/etc/hidden", "/does/not/exist"},
@@ -179,7 +185,7 @@ echo ok > /tmp/t && echo tmp=ok
 		t.Errorf("masked file readable:\n%s", r.stdout)
 	}
 	wantLines(t, r, "750", "small=0", "big=1", "masked-file=0", "masked-write=0", "hidden=0", "masked-dir-write=1",
-		"frozen", "frozen-write=1", "root-write=1", "tmp=ok")
+		"frozen", "frozen-write=1", "root-write=1", "tmp=ok", "cg=max cgtype=63677270", "shm=700 null=1,3", "cg-write=1")
 
 	// A type Veil does not provide is refused, naming it.
 	b.mount("/dev/mqueue", "mqueue", "mqueue")
