@@ -1,7 +1,10 @@
 // Package dev owns the sandbox's /dev: a tmpfs populated with the memory
-// devices (null, zero, full, random, urandom), tty, the /proc/self/fd
-// symlinks and an shm directory (where boot mounts a tmpfs), and the
-// implementations of those character devices.
+// devices (null, zero, full, random, urandom), tty and console, the
+// /proc/self/fd symlinks, ptmx (a symlink to pts/ptmx, as container
+// runtimes make it), and the shm and pts directories (where boot mounts a
+// tmpfs and a devpts), and the implementations of those character
+// devices. /dev/tty is the opener's controlling terminal and
+// /dev/console the kernel's console terminal, both fs/devpts pairs.
 package dev
 
 import (
@@ -10,7 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/veil-sandbox/veil/fs/devpts"
 	"github.com/veil-sandbox/veil/fs/tmpfs"
+	"github.com/veil-sandbox/veil/sentry/kernel"
 	"github.com/veil-sandbox/veil/sentry/memmap"
 	"github.com/veil-sandbox/veil/sentry/usermem"
 	"github.com/veil-sandbox/veil/sentry/vfs"
@@ -24,6 +29,7 @@ var (
 	Random  = unix.Mkdev(1, 8)
 	URandom = unix.Mkdev(1, 9)
 	TTY     = unix.Mkdev(5, 0)
+	Console = unix.Mkdev(5, 1)
 )
 
 // New returns a /dev filesystem whose regular files (if any are created)
@@ -39,8 +45,12 @@ func New(ctx context.Context, mf tmpfs.MemoryFile) (*tmpfs.Filesystem, error) {
 			return nil, err
 		}
 	}
+	if _, err := root.Create(ctx, "console", vfs.CreateOptions{Mode: unix.S_IFCHR | 0620, GID: 5, Rdev: Console}); err != nil {
+		return nil, err
+	}
 	for name, target := range map[string]string{
-		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+		"ptmx": "pts/ptmx",
+		"fd":   "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
 	} {
 		if _, err := root.Symlink(ctx, name, target, vfs.CreateOptions{Mode: unix.S_IFLNK | 0777}); err != nil {
 			return nil, err
@@ -55,9 +65,30 @@ func New(ctx context.Context, mf tmpfs.MemoryFile) (*tmpfs.Filesystem, error) {
 }
 
 // Open opens the character device rdev: ENXIO for unknown devices and for
-// /dev/tty while tasks have no controlling terminal.
+// /dev/tty without a controlling terminal, ENODEV for /dev/console
+// without a console.
 func Open(ctx context.Context, rdev uint64, flags uint32) (vfs.FileDescriptionImpl, error) {
 	switch rdev {
+	case TTY:
+		t, ok := ctx.(*kernel.Task)
+		if !ok {
+			return nil, unix.ENXIO
+		}
+		tty := t.ThreadGroup().ControllingTTY()
+		if tty == nil {
+			return nil, unix.ENXIO
+		}
+		return devpts.OpenTTY(ctx, tty, flags, rdev)
+	case Console:
+		t, ok := ctx.(*kernel.Task)
+		if !ok {
+			return nil, unix.ENODEV
+		}
+		tty := t.Kernel().Console()
+		if tty == nil {
+			return nil, unix.ENODEV
+		}
+		return devpts.OpenTTY(ctx, tty, flags, rdev)
 	case Null:
 		return &nullFD{dev: dev{rdev}}, nil
 	case Zero:

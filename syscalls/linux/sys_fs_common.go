@@ -104,9 +104,25 @@ func blockingIO(t *kernel.Task, file *vfs.FileDescription, events waiter.EventMa
 	}
 }
 
+// waitingReader is a stream file whose blocking reads follow rules of
+// their own that blockingIO cannot express: a terminal's replica, whose
+// non-canonical reads wait for VMIN bytes or VTIME tenths of a second and
+// whose O_NONBLOCK reads may return fewer than VMIN bytes (fs/devpts).
+// ReadWait does the whole read, waiting unless nonblock.
+type waitingReader interface {
+	ReadWait(t *kernel.Task, dst usermem.IOSequence, nonblock bool) (int64, error)
+}
+
 // read is the common path of read(2), readv(2), pread64(2) and friends;
 // off < 0 means the file offset.
 func read(t *kernel.Task, file *vfs.FileDescription, dst usermemSeq, off int64) (uintptr, error) {
+	if wr, ok := file.Impl().(waitingReader); ok && off < 0 {
+		n, err := wr.ReadWait(t, dst, file.StatusFlags()&unix.O_NONBLOCK != 0)
+		if n > 0 {
+			return uintptr(n), nil
+		}
+		return 0, err
+	}
 	n, err := blockingIO(t, file, waiter.ReadableEvents, func() (int64, error) {
 		if off >= 0 {
 			return file.PRead(t, dst, off)
