@@ -35,7 +35,7 @@ const (
 	reqSentrySleeping = 0x04 // uint32: the sentry is (about to be) in FUTEX_WAIT on reqDone
 	reqDone           = 0x08 // uint32: the last request done, written only by the leader's pwrite
 	reqNOps           = 0x0c // uint32
-	reqSpin           = 0x10 // uint32: PAUSEs the leader spins before sleeping
+	reqSpin           = 0x10 // uint32: PAUSEs the leader spins before sleeping (0: it follows its callers instead)
 	reqDoneOff        = 0x18 // uint64: reqDone's offset in the context memfd
 	reqOps            = 0x40 // the operations: number, six arguments, r12
 	opSize            = 0x40
@@ -76,10 +76,8 @@ type executor struct {
 	busy  bool
 	dead  bool
 	seq   uint32
-	// last and gap (a moving average of the time between batches) set
-	// how long the leader keeps spinning after a batch.
-	last time.Time
-	gap  time.Duration
+	// cpu is where the leader was last moved to (follow), or -1.
+	cpu int
 }
 
 // initPair makes the executor pages of pair read as a fresh executor's,
@@ -92,7 +90,7 @@ func (p *Platform) initPair(pair int) {
 
 func newExecutor(p *Platform, pair int, tgid int32) *executor {
 	off := pairOff(pair)
-	e := &executor{p: p, req: p.ctxMem[off : off+0x1000 : off+0x1000], ldr: p.ctxMem[off+0x1000 : off+0x2000 : off+0x2000], tgid: tgid}
+	e := &executor{p: p, req: p.ctxMem[off : off+0x1000 : off+0x1000], ldr: p.ctxMem[off+0x1000 : off+0x2000 : off+0x2000], tgid: tgid, cpu: -1}
 	e.cond.L = &e.mu
 	return e
 }
@@ -157,7 +155,6 @@ func (e *executor) submit(batch []*execReq) error {
 		}
 	}
 	atomic.StoreUint32(e.word(e.req, reqNOps), uint32(n))
-	atomic.StoreUint32(e.word(e.req, reqSpin), e.leaderSpin())
 	e.seq++
 	seq := e.seq
 	// The store is a full barrier (XCHG): either the leader sees the new
@@ -165,6 +162,7 @@ func (e *executor) submit(batch []*execReq) error {
 	atomic.StoreUint32(e.word(e.req, reqSeq), seq)
 	woke := false
 	if atomic.LoadUint32(e.word(e.ldr, ldrSleeping)) != 0 {
+		e.follow()
 		futex(e.word(e.req, reqSeq), futexWake, 1, nil)
 		woke = true
 	}
@@ -181,30 +179,30 @@ func (e *executor) submit(batch []*execReq) error {
 	return nil
 }
 
-// leaderSpin is how long the leader should spin for the next request:
-// about twice the usual gap between requests while they come often, so a
-// burst (a fork, an exec, a run of faults) needs no wake-up, and nothing
-// once they are rare.
-func (e *executor) leaderSpin() uint32 {
-	now := time.Now()
-	if !e.last.IsZero() {
-		g := now.Sub(e.last)
-		e.gap = (3*e.gap + g) / 4
+// follow moves a sleeping leader to the caller's CPU before waking it: the
+// caller then sleeps until the request is done, and on one CPU that is a
+// direct switch to the leader and back, where a wake-up across CPUs costs
+// an IPI and, on a busy host, waits for the other CPU. (The leader never
+// spins: sharing a CPU with its caller, it would only delay it.)
+func (e *executor) follow() {
+	var cpu uint32
+	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); errno != 0 || int(cpu) == e.cpu || e.p.ncpu < 2 {
+		return
 	}
-	e.last = now
-	if e.p.pausesPerUS == 0 || e.gap > maxSpinFor || e.p.inApp.Load() >= e.p.ncpu-1 {
-		return 0
+	var set unix.CPUSet
+	set.Set(int(cpu))
+	if unix.SchedSetaffinity(int(e.tgid), &set) == nil {
+		e.cpu = int(cpu)
 	}
-	return uint32(int64(2*e.gap/time.Microsecond+1) * int64(e.p.pausesPerUS))
 }
 
 // wait waits until the leader has done request seq. A leader that was
-// asleep needs a CPU to wake up on, so the sentry spins only briefly then.
+// asleep runs on this CPU, so the sentry does not spin for it then.
 func (e *executor) wait(seq uint32, woke bool) error {
 	done := e.word(e.req, reqDone)
 	spin := e.p.execSpin
 	if woke {
-		spin /= 8
+		spin = 0
 	}
 	if spin > 0 {
 		deadline := time.Now().Add(spin)

@@ -90,6 +90,17 @@ type Platform struct {
 	// they leave it a CPU.
 	inApp atomic.Int32
 	ncpu  int32
+	// allCPUs is where the sentry may run, and so its stubs.
+	allCPUs unix.CPUSet
+	// spinTries and spinFails count recent handovers, across contexts,
+	// that were meant to spin and those where a side slept anyway;
+	// crowdedUntil (Unix nanoseconds) is set while they say the host
+	// has no CPU to spare, and makes contexts pin from the start.
+	spinTries, spinFails atomic.Int32
+	crowdedUntil         atomic.Int64
+	// pool holds stubs forked ahead of need (warm), so that a fork or an
+	// exec does not wait for the factory.
+	pool chan *subprocess
 
 	poolMu    sync.Mutex
 	freeSlots []int
@@ -127,6 +138,7 @@ func New(memFD int) (*Platform, error) {
 		p.pausesPerUS = calibratePause()
 		p.execSpin = maxSpinFor
 	}
+	unix.SchedGetaffinity(0, &p.allCPUs)
 	p.patch.init()
 	f, err := stubutil.StartFactory(func() (err error) {
 		p.template, err = p.startTemplate(memFD)
@@ -136,8 +148,30 @@ func New(memFD int) (*Platform, error) {
 		return nil, err
 	}
 	p.factory = f
+	p.pool = make(chan *subprocess, warmStubs)
+	go p.fillPool()
 	return p, nil
 }
+
+// warmStubs is how many stubs the platform keeps forked ahead of need.
+const warmStubs = 2
+
+// fillPool keeps the pool of warm stubs full, for the platform's life.
+func (p *Platform) fillPool() {
+	for {
+		s, err := p.makeAddressSpace()
+		if err != nil {
+			// Out of pairs, or the template is gone; NewAddressSpace
+			// will say so itself.
+			time.Sleep(time.Second)
+			continue
+		}
+		p.pool <- s
+	}
+}
+
+// crowded says recent handovers found no CPU to spare.
+func (p *Platform) crowded() bool { return time.Now().UnixNano() < p.crowdedUntil.Load() }
 
 // calibratePause measures how many PAUSE instructions take a microsecond
 // here (from about 10 to over 100 cycles each, by CPU).
@@ -279,9 +313,19 @@ func (p *Platform) allocSlot() (int, error) {
 	return i, err
 }
 
-// NewAddressSpace implements platform.Platform: fork a stub from the
-// template, map its executor's pages and start the executor.
+// NewAddressSpace implements platform.Platform: a warm stub, or a new one.
 func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
+	select {
+	case s := <-p.pool:
+		return s, nil
+	default:
+		return p.makeAddressSpace()
+	}
+}
+
+// makeAddressSpace forks a stub from the template, maps its executor's
+// pages and starts the executor.
+func (p *Platform) makeAddressSpace() (*subprocess, error) {
 	pair, err := p.alloc(&p.freePairs, &p.nextPair, maxPairs, "stub processes")
 	if err != nil {
 		return nil, err
@@ -429,6 +473,8 @@ func (s *subprocess) Release() {
 	s.mu.Unlock()
 	unix.Kill(int(s.leader.TGID), unix.SIGKILL)
 	s.exec.close()
+	// Only once the stub is reaped are all its threads gone: the
+	// caller frees the application's pages when Release returns.
 	s.leader.Reap()
 	s.p.release(&s.p.freeSlots, slots...)
 	s.p.release(&s.p.freePairs, s.pair)
@@ -507,7 +553,16 @@ func (s *subprocess) newThread() (*stubThread, error) {
 		}
 	}
 	th.tid = int32(ops[len(ops)-1].res)
-	if st := th.wait(stateInit, maxSpinFor); st != stateEvent {
+	if s.exec.cpu >= 0 {
+		// Made by a leader pinned to its last caller's CPU; placement
+		// of application threads is the contexts' (place).
+		unix.SchedSetaffinity(int(th.tid), &s.p.allCPUs)
+	}
+	spin := maxSpinFor
+	if s.p.crowded() {
+		spin = 0
+	}
+	if st := th.wait(stateInit, spin); st != stateEvent {
 		return nil, fmt.Errorf("systrap: new stub thread did not report (state %d)", st)
 	}
 	th.setupFast()
@@ -840,18 +895,27 @@ func (c *context) place(th *stubThread, spun, failed, crowded bool) {
 		}
 		return
 	}
+	p := c.p
 	if spun {
 		c.spins++
+		fails := p.spinFails.Load()
 		if failed {
 			c.spinFails++
+			fails = p.spinFails.Add(1)
 		}
-		if c.spins < 32 {
-			return
+		if tries := p.spinTries.Add(1); tries >= 64 {
+			p.spinTries.Store(0)
+			p.spinFails.Store(0)
+			if 2*fails > tries {
+				p.crowdedUntil.Store(time.Now().Add(pinHold).UnixNano())
+			}
 		}
-		crowded = 2*c.spinFails > c.spins
-		c.spins, c.spinFails = 0, 0
+		if c.spins >= 32 {
+			crowded = crowded || 2*c.spinFails > c.spins
+			c.spins, c.spinFails = 0, 0
+		}
 	}
-	if crowded {
+	if crowded || p.crowded() {
 		c.pin(th)
 	}
 }
@@ -989,6 +1053,9 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 	}
 	ac.FPValid = false
 	pausesPerUS := c.p.pausesPerUS
+	if c.cpu < 0 && c.p.ncpu > 1 && c.p.crowded() {
+		c.pin(th)
+	}
 	for {
 		now := time.Now()
 		if !th.eventAt.IsZero() {
