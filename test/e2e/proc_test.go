@@ -30,6 +30,7 @@ echo "== mount"; busybox mount
 echo "== df"; busybox df
 echo "== uptime"; busybox uptime
 echo "== top"; busybox top -bn1
+echo "== cpus"; busybox nproc; busybox cat /sys/devices/system/cpu/online; busybox grep -c ^processor /proc/cpuinfo
 echo "== hostname"; echo veil-proc-test > /proc/sys/kernel/hostname && busybox hostname
 echo "== comm"; echo renamed > /proc/$S/comm; echo rc=$?; busybox cat /proc/self/comm
 kill $S $P; wait
@@ -82,7 +83,7 @@ func sameInts(a, b []int) bool {
 // (and procps's ps and pgrep when installed) in a sandbox and checks that
 // they agree with what the sandbox holds: exactly its processes (a zombie
 // included, with state Z), its memory as /proc/meminfo gives it, its
-// mounts.
+// mounts, its CPUs as nproc, sysfs and cpuinfo count them.
 func TestProcTools(t *testing.T) {
 	needSandbox(t)
 	if _, err := os.Stat(busybox); err != nil {
@@ -246,6 +247,19 @@ func TestProcTools(t *testing.T) {
 	top := strings.Join(sec["top"], "\n")
 	if !strings.Contains(top, "Load average:") || !strings.Contains(top, "sleep") {
 		t.Errorf("top -bn1:\n%s", top)
+	}
+	// CPUs: nproc (sched_getaffinity), sysfs and cpuinfo agree.
+	if c := sec["cpus"]; len(c) != 3 {
+		t.Errorf("cpus section: %q", c)
+	} else {
+		n, _ := strconv.Atoi(c[0])
+		online := "0"
+		if n > 1 {
+			online = "0-" + strconv.Itoa(n-1)
+		}
+		if n < 1 || c[1] != online || c[2] != c[0] {
+			t.Errorf("nproc %s, /sys/devices/system/cpu/online %s, cpuinfo processors %s", c[0], c[1], c[2])
+		}
 	}
 	if h := sec["hostname"]; len(h) != 1 || h[0] != "veil-proc-test" {
 		t.Errorf("hostname after writing /proc/sys/kernel/hostname: %q", h)
