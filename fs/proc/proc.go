@@ -3,7 +3,7 @@
 // listed or opened.
 //
 // Global entries: self, thread-self, cpuinfo, meminfo, stat, uptime,
-// loadavg, version, filesystems, mounts, swaps, partitions, cgroups,
+// loadavg, version, filesystems, mounts, swaps, partitions,
 // sys/ (kernel, vm, fs and net settings; hostname and a few more are
 // writable) and net/ (the tables ip, netstat and ss read). Per process
 // (/proc/PID) and per thread (/proc/PID/task/TID): stat, status, statm,
