@@ -3,9 +3,9 @@
 // listed or opened.
 //
 // Global entries: self, thread-self, cpuinfo, meminfo, stat, uptime,
-// loadavg, version, filesystems, mounts, swaps, partitions,
-// sys/ (kernel, vm, fs and net settings; hostname and a few more are
-// writable) and net/ (the tables ip, netstat and ss read). Per process
+// loadavg, version, filesystems, mounts, swaps, partitions, sys/ (kernel,
+// vm and fs settings, read-only but for kernel/hostname, which follows
+// sethostname's rules) and net/ (the tables ip, netstat and ss read). Per process
 // (/proc/PID) and per thread (/proc/PID/task/TID): stat, status, statm,
 // cmdline, environ, comm, maps, smaps, fd/, fdinfo/, cwd, exe, root,
 // mounts, mountinfo, limits, cgroup, oom_score, oom_score_adj, io, ns/,
