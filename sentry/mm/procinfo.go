@@ -151,3 +151,28 @@ func vmFlags(v *vma) []string {
 	}
 	return fs
 }
+
+// Layout is where /proc/PID/stat says the program's parts are.
+type Layout struct {
+	StartCode, EndCode, StartBrk, StartStack hostarch.Addr
+}
+
+// Layout returns the bounds of the executable's code (its executable
+// mappings), the start of the program break and the top of the initial
+// stack.
+func (m *MemoryManager) Layout() Layout {
+	exe := m.Executable()
+	m.mappingMu.RLock()
+	defer m.mappingMu.RUnlock()
+	l := Layout{StartBrk: m.brkStart, StartStack: m.stackTop}
+	m.vmas.Ascend(func(v *vma) bool {
+		if v.perms.Execute && v.mappable != nil && v.name == exe {
+			if l.StartCode == 0 {
+				l.StartCode = v.start
+			}
+			l.EndCode = v.end
+		}
+		return true
+	})
+	return l
+}
