@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-sandbox/veil/fs/dev"
+	"github.com/veil-sandbox/veil/fs/devpts"
 	"github.com/veil-sandbox/veil/fs/gofer"
 	"github.com/veil-sandbox/veil/fs/overlay"
 	"github.com/veil-sandbox/veil/fs/proc"
@@ -26,8 +27,8 @@ import (
 
 // buildMounts makes the sandbox's mount namespace: the root (by default an
 // overlay of a memory tmpfs over the gofer-served rootfs), the container's
-// mounts in order, and /proc, /sys (read-only), /dev, /dev/shm and /tmp
-// where the container gave none (each before the container's mounts below
+// mounts in order, and /proc, /sys (read-only), /dev, /dev/shm, /dev/pts and
+// /tmp where the container gave none (each before the container's mounts below
 // it, after one it is itself below), then linux.maskedPaths and
 // linux.readonlyPaths. Missing mount points are made in the root, which
 // becomes read-only only afterwards when root.readonly asks for it.
@@ -47,6 +48,9 @@ func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Ker
 		{"/dev", func() error { return b.mountDev(0) }},
 		{"/dev/shm", func() error {
 			return b.mountAt("/dev/shm", b.tmpfs(tmpfs.Options{Mode: 01777}), true, unix.MS_NOSUID|unix.MS_NODEV)
+		}},
+		{"/dev/pts", func() error {
+			return b.mountAt("/dev/pts", devpts.New(devpts.DefaultOptions()), true, unix.MS_NOSUID|unix.MS_NOEXEC)
 		}},
 		{"/tmp", func() error { return b.mountAt("/tmp", b.tmpfs(tmpfs.Options{Mode: 01777}), true, 0) }},
 	}
@@ -105,12 +109,12 @@ type defaultMount struct {
 }
 
 type mountBuilder struct {
-	ctx     context.Context
-	args    *Args
-	mf      *memory.File
-	k       *kernel.Kernel
-	v       *vfs.VirtualFilesystem
-	root    vfs.VirtualDentry
+	ctx  context.Context
+	args *Args
+	mf   *memory.File
+	k    *kernel.Kernel
+	v    *vfs.VirtualFilesystem
+	root vfs.VirtualDentry
 	// lostOnce: one stop for however many mounts lose the gofer.
 	lostOnce sync.Once
 }
@@ -278,6 +282,12 @@ func (b *mountBuilder) specMount(m Mount) error {
 		return b.mountAt(m.Destination, proc.New(b.k), true, flags)
 	case "sysfs":
 		return b.mountAt(m.Destination, sys.New(b.k, sys.Limits{}), true, flags)
+	case "devpts":
+		opts, err := devpts.ParseOptions(data)
+		if err != nil {
+			return err
+		}
+		return b.mountAt(m.Destination, devpts.New(opts), true, flags)
 	case "cgroup", "cgroup2":
 		cg, err := cgroupFS(b.ctx, b.k)
 		if err != nil {
@@ -286,7 +296,7 @@ func (b *mountBuilder) specMount(m Mount) error {
 		// The view is of limits the sandbox cannot change.
 		return b.mountAt(m.Destination, cg, true, flags|vfs.MountReadOnly)
 	default:
-		// devpts and mqueue filesystems are not
+		// mqueue filesystems are not
 		// provided yet; leaving the mount out would hand the
 		// container a directory it did not ask for.
 		return fmt.Errorf("filesystem type %q is not supported yet", m.Type)
