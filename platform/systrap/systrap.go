@@ -98,9 +98,12 @@ type Platform struct {
 	// has no CPU to spare, and makes contexts pin from the start.
 	spinTries, spinFails atomic.Int32
 	crowdedUntil         atomic.Int64
-	// pool holds stubs forked ahead of need (warm), so that a fork or an
-	// exec does not wait for the factory.
-	pool chan *subprocess
+	// pool hands out stubs forked ahead of need (warm) by fillPool, so
+	// that a fork or an exec does not wait for the factory; made counts
+	// the address spaces asked for (the pool starts with the second: a
+	// sandbox that never forks needs none).
+	pool chan poolResult
+	made atomic.Int32
 
 	poolMu    sync.Mutex
 	freeSlots []int
@@ -148,25 +151,26 @@ func New(memFD int) (*Platform, error) {
 		return nil, err
 	}
 	p.factory = f
-	p.pool = make(chan *subprocess, warmStubs)
-	go p.fillPool()
+	p.pool = make(chan poolResult, 1)
 	return p, nil
 }
 
-// warmStubs is how many stubs the platform keeps forked ahead of need.
-const warmStubs = 2
+type poolResult struct {
+	s   *subprocess
+	err error
+}
 
-// fillPool keeps the pool of warm stubs full, for the platform's life.
+// fillPool keeps one stub waiting in the pool and one ready to follow it,
+// for the platform's life.
 func (p *Platform) fillPool() {
 	for {
 		s, err := p.makeAddressSpace()
+		p.pool <- poolResult{s, err}
 		if err != nil {
-			// Out of pairs, or the template is gone; NewAddressSpace
-			// will say so itself.
-			time.Sleep(time.Second)
-			continue
+			// Out of stub slots, or worse: let the callers see it,
+			// without a busy loop.
+			time.Sleep(10 * time.Millisecond)
 		}
-		p.pool <- s
 	}
 }
 
@@ -177,8 +181,8 @@ func (p *Platform) crowded() bool { return time.Now().UnixNano() < p.crowdedUnti
 // here (from about 10 to over 100 cycles each, by CPU).
 func calibratePause() uint32 {
 	best := time.Duration(1 << 62)
-	const n = 20000
-	for range 5 {
+	const n = 5000
+	for range 3 {
 		t := time.Now()
 		pauseLoop(n)
 		best = min(best, time.Since(t))
@@ -315,12 +319,16 @@ func (p *Platform) allocSlot() (int, error) {
 
 // NewAddressSpace implements platform.Platform: a warm stub, or a new one.
 func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
-	select {
-	case s := <-p.pool:
-		return s, nil
-	default:
+	switch n := p.made.Add(1); {
+	case n == 2:
+		go p.fillPool()
+		fallthrough
+	case n < 2:
 		return p.makeAddressSpace()
 	}
+	// The pool's next stub is at most one stub's making away.
+	r := <-p.pool
+	return r.s, r.err
 }
 
 // makeAddressSpace forks a stub from the template, maps its executor's
