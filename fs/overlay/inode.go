@@ -55,17 +55,46 @@ func (i *inode) Perms() vfs.Perms { return i.cur().Perms() }
 // Stat implements vfs.Inode.
 func (i *inode) Stat(ctx context.Context) (vfs.Statx, error) {
 	u, l := i.layers()
-	if u != nil {
-		st, err := u.Stat(ctx)
-		if l != nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			// A merged directory's subdirectories are in two layers:
-			// 1 says "unknown" and turns off find's leaf optimisation,
-			// as overlayfs does.
-			st.Nlink = 1
-		}
+	if u == nil {
+		return l.Stat(ctx)
+	}
+	st, err := u.Stat(ctx)
+	if err != nil || l == nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return st, err
 	}
-	return l.Stat(ctx)
+	return i.mergedDirStat(ctx, st, u, l)
+}
+
+// mergedDirStat completes the attributes of a merged directory, whose
+// mode, owner and times are the upper one's: size and blocks are the
+// lower directory's, and the link count is 2 plus its subdirectories as
+// listed, so that find's leaf optimisation stays right. An upper
+// directory still empty changes nothing in the listing.
+func (i *inode) mergedDirStat(ctx context.Context, st vfs.Statx, u, l vfs.Inode) (vfs.Statx, error) {
+	lst, err := l.Stat(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Size, st.Blocks, st.Blksize = lst.Size, lst.Blocks, lst.Blksize
+	upperEnts, err := u.ReadDir(ctx)
+	if err != nil {
+		return st, err
+	}
+	if len(upperEnts) == 0 {
+		st.Nlink = lst.Nlink
+		return st, nil
+	}
+	ents, err := i.ReadDir(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Nlink = 2
+	for _, e := range ents {
+		if e.Type == unix.DT_DIR {
+			st.Nlink++
+		}
+	}
+	return st, nil
 }
 
 // SetStat implements vfs.Inode.

@@ -30,6 +30,10 @@
 //   - st_ino is the lower inode number until copy-up and the upper one
 //     afterwards, as readdir and fstat report them; the upper layer should
 //     number its inodes clear of the lower's (UpperInoBase).
+//   - A merged directory shows the lower directory's size and blocks and a
+//     link count that follows its listing (the lower one's while nothing
+//     changed in it), where overlayfs says 1: listings like ls -la / then
+//     match the host's.
 //   - Extended attributes are copied up with the file; a layer without
 //     them gives EOPNOTSUPP for reads, as overlayfs does.
 //

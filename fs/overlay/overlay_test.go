@@ -446,3 +446,31 @@ func TestXattrCopyUp(t *testing.T) {
 		t.Error("an xattr set through the overlay reached the host")
 	}
 }
+
+// A merged directory shows its lower attributes until changed, then a
+// link count that follows its listing.
+func TestMergedDirStat(t *testing.T) {
+	e := newEnv(t, basicTree)
+	ctx := context.Background()
+	var want unix.Stat_t
+	if err := unix.Stat(e.host, &want); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := e.stat("/")
+	if uint64(st.Nlink) != uint64(want.Nlink) || int64(st.Blocks) != want.Blocks {
+		t.Errorf("root: nlink %d blocks %d, host %d %d", st.Nlink, st.Blocks, want.Nlink, want.Blocks)
+	}
+	// d and empty are directories: 2 + 2; one more, then one whited out.
+	if err := e.vfs.MkdirAt(ctx, e.pop("extra"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.stat("/"); st.Nlink != 5 {
+		t.Errorf("after mkdir: nlink %d, want 5", st.Nlink)
+	}
+	if err := e.vfs.RmdirAt(ctx, e.pop("empty")); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.stat("/"); st.Nlink != 4 {
+		t.Errorf("after rmdir of a lower directory: nlink %d, want 4", st.Nlink)
+	}
+}
