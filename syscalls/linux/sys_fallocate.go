@@ -8,7 +8,7 @@ import (
 )
 
 func init() {
-	reg(unix.SYS_FALLOCATE, Partial, Fallocate, "modes 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE (tmpfs); others EOPNOTSUPP")
+	reg(unix.SYS_FALLOCATE, Partial, Fallocate, "modes 0, KEEP_SIZE, and PUNCH_HOLE with KEEP_SIZE (tmpfs); others EOPNOTSUPP")
 	reg(unix.SYS_SYNC_FILE_RANGE, Full, SyncFileRange)
 	reg(unix.SYS_FADVISE64, Partial, Fadvise64, "advice checked and accepted; Veil does no readahead to tune")
 	reg(unix.SYS_READAHEAD, Partial, Readahead, "checked and accepted; nothing to prefetch into")
