@@ -16,7 +16,7 @@ import (
 // the host.
 func TestRootOverlay(t *testing.T) {
 	script := `
-cd /work
+cd /play
 echo more >> lower && cat lower
 chmod 600 lower && stat -c '%a' lower
 rm gone && ls gone 2>/dev/null; echo gone=$?
@@ -28,10 +28,10 @@ cp -r otherdir copied && cat copied/x
 ln moved hard && echo h >> hard && cat moved
 ln -s lower sym && cat sym
 echo new > /newfile && cat /newfile
-find /work -type f | sort | tr '\n' ' '; echo
+find /play -type f | sort | tr '\n' ' '; echo
 `
 	b := newBundle(t, script)
-	work := filepath.Join(b.rootfs, "work")
+	work := filepath.Join(b.rootfs, "play")
 	files := map[string]string{
 		"lower": "lower\n", "gone": "gone\n", "dir/a": "a\n", "tree/t1/deep": "deep\n",
 		"lowerdir/x": "x\n",
@@ -65,7 +65,7 @@ find /work -type f | sort | tr '\n' ' '; echo
 	}
 	wantLines(t, r, "lower", "more", "600", "gone=1", "a new ", "tree=0", "a", "x",
 		"a", "h", "new",
-		"/work/copied/x /work/dir/new/f /work/hard /work/lower /work/moved /work/otherdir/x ")
+		"/play/copied/x /play/dir/new/f /play/hard /play/lower /play/moved /play/otherdir/x ")
 	if after := snapshot(); after != before {
 		t.Errorf("the host rootfs changed under the memory overlay:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
