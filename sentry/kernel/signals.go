@@ -164,6 +164,7 @@ func (t *Task) sendSignalLocked(info *arch.SignalInfo, group bool) error {
 		if !tg.pending.enqueue(info) {
 			return nil
 		}
+		tg.notifySignalQueuedLocked()
 		// Wake a task that can take it.
 		for _, ot := range tg.tasks {
 			if ot.signalMask&SignalSetOf(sig) == 0 || sig == int(unix.SIGKILL) {
@@ -178,6 +179,7 @@ func (t *Task) sendSignalLocked(info *arch.SignalInfo, group bool) error {
 	if !t.pending.enqueue(info) {
 		return nil
 	}
+	tg.notifySignalQueuedLocked()
 	if t.signalMask&SignalSetOf(sig) == 0 || sig == int(unix.SIGKILL) {
 		t.interrupt()
 	}

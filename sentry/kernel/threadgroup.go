@@ -8,6 +8,7 @@ import (
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/hostarch"
 	"github.com/veil-sandbox/veil/sentry/limits"
+	"github.com/veil-sandbox/veil/sentry/waiter"
 )
 
 // WaitStatus is a wait(2) status word.
@@ -81,6 +82,8 @@ type ThreadGroup struct {
 	startTime              time.Time
 	// proc is what /proc shows that nothing else keeps (procinfo.go).
 	proc tgProcState
+	// signalQueued wakes signalfd readers (signalfd.go).
+	signalQueued waiter.Queue
 }
 
 // ID returns the thread group's ID (its PID).
