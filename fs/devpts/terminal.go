@@ -3,6 +3,7 @@ package devpts
 import (
 	"context"
 	"encoding/binary"
+	"strconv"
 	"sync"
 	"time"
 
@@ -701,6 +702,15 @@ func (t *Terminal) ioctl(ctx context.Context, uio vfs.CopyIO, args arch.SyscallA
 		// Output is never pending and a pty has no line to break.
 		return 0, nil
 
+	case unix.TIOCGPTPEER:
+		if !master {
+			return 0, unix.EIO
+		}
+		if task == nil {
+			return 0, unix.ENOTTY
+		}
+		return t.openPeer(task, uint32(args[2].Uint()))
+
 	case unix.TIOCGPTN:
 		if !master {
 			return 0, unix.ENOTTY
@@ -938,4 +948,33 @@ func (t *Terminal) flow(action int32, master bool) error {
 	}
 	t.notify(waiter.EventOut, waiter.EventIn|waiter.EventPri)
 	return nil
+}
+
+// openPeer is TIOCGPTPEER: the caller gets a new descriptor of the
+// replica, opened with flags through a mount of the pair's devpts, as if
+// it had opened pts/N (without having to find it by name).
+func (t *Terminal) openPeer(task *kernel.Task, flags uint32) (uintptr, error) {
+	v := task.Kernel().VFS()
+	var mnt *vfs.Mount
+	for _, m := range v.Mounts() {
+		if m.Filesystem().Impl() == t.fs && m.Root().Dentry.Inode() == vfs.Inode(t.fs.root) {
+			mnt = m
+			break
+		}
+	}
+	if mnt == nil {
+		return 0, unix.EIO
+	}
+	const allowed = unix.O_ACCMODE | unix.O_NOCTTY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_APPEND |
+		unix.O_ASYNC | unix.O_DSYNC | unix.O_SYNC | unix.O_LARGEFILE | unix.O_NOATIME
+	flags &= allowed
+	root := mnt.Root()
+	f, err := v.OpenAt(task, &vfs.PathOperation{Root: root, Start: root, Path: strconv.FormatUint(uint64(t.index), 10)},
+		vfs.OpenOptions{Flags: flags &^ unix.O_CLOEXEC})
+	if err != nil {
+		return 0, err
+	}
+	defer f.DecRef(task)
+	fd, err := task.FDTable().NewFD(0, f, vfs.FDFlags{CloseOnExec: flags&unix.O_CLOEXEC != 0}, task.FileLimit())
+	return uintptr(fd), err
 }

@@ -153,6 +153,7 @@ static void test_basics(void)
 	int lk = -1;
 	CHECK(ioctl(m, TIOCGPTLCK, &lk) == 0 && lk == 1, "new pair is locked");
 	CHECK_ERR(open(name, O_RDWR | O_NOCTTY), EIO, "open of a locked replica");
+	CHECK_ERR(ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY), EIO, "TIOCGPTPEER of a locked pair");
 	CHECK(unlockpt(m) == 0, "unlockpt");
 	CHECK(ioctl(m, TIOCGPTLCK, &lk) == 0 && lk == 0, "TIOCGPTLCK after unlock");
 	int s = open(name, O_RDWR | O_NOCTTY);
@@ -168,6 +169,12 @@ static void test_basics(void)
 	char tn[64];
 	CHECK(ttyname_r(s, tn, sizeof(tn)) == 0 && strcmp(tn, name) == 0, "ttyname of the replica");
 	CHECK_ERR(ioctl(s, TIOCGPTN, &n), ENOTTY, "TIOCGPTN on the replica");
+	int peer = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	CHECK(peer >= 0, "TIOCGPTPEER");
+	CHECK(fstat(peer, &st2) == 0 && st2.st_rdev == st.st_rdev, "TIOCGPTPEER opens the replica");
+	CHECK(fcntl(peer, F_GETFD) == FD_CLOEXEC, "TIOCGPTPEER honours O_CLOEXEC");
+	CHECK_ERR(ioctl(s, TIOCGPTPEER, O_RDWR), EIO, "TIOCGPTPEER on the replica");
+	close(peer);
 
 	struct termios t;
 	CHECK(tcgetattr(s, &t) == 0, "tcgetattr");
@@ -311,6 +318,30 @@ static void test_canonical(void)
 	CHECK(epoll_wait(ep, &ev, 1, 2000) == 1 && (ev.events & EPOLLIN), "epoll wakes on replica output");
 	drain(m, buf, sizeof(buf), 100);
 	close(ep);
+	close(s);
+	close(m);
+}
+
+static void test_packet(void)
+{
+	int m, s;
+	char name[64], buf[64];
+	if (open_pair(&m, &s, name, sizeof(name))) {
+		CHECK(0, "open pair");
+		return;
+	}
+	int on = 1, got = 0;
+	CHECK(ioctl(m, TIOCPKT, &on) == 0, "TIOCPKT on");
+	CHECK(ioctl(m, TIOCGPKT, &got) == 0 && got == 1, "TIOCGPKT");
+	(void)!write(s, "x", 1);
+	CHECK(readn(m, buf, 2, 2000) == 2 && buf[0] == TIOCPKT_DATA && buf[1] == 'x', "packet mode data has a 0 header");
+	CHECK(tcflush(s, TCIFLUSH) == 0, "tcflush in packet mode");
+	CHECK(readable(m, 2000), "a flush is reported to the master");
+	CHECK(read(m, buf, sizeof(buf)) == 1 && (buf[0] & TIOCPKT_FLUSHREAD), "TIOCPKT_FLUSHREAD");
+	on = 0;
+	CHECK(ioctl(m, TIOCPKT, &on) == 0, "TIOCPKT off");
+	(void)!write(s, "y", 1);
+	CHECK(readn(m, buf, 1, 2000) == 1 && buf[0] == 'y', "plain data again");
 	close(s);
 	close(m);
 }
@@ -811,6 +842,7 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_basics();
 	test_canonical();
+	test_packet();
 	test_raw();
 	test_signals();
 	test_ctty();
