@@ -1,0 +1,3 @@
+module veil.test/gobin
+
+go 1.22
