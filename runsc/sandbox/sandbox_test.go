@@ -74,7 +74,7 @@ func fakeBoot() {
 		fmt.Fprintln(os.Stderr, "fake boot: not PID 1")
 		os.Exit(96)
 	}
-	if len(a.GoferFDs) != 1 || a.StdioFDs != [3]int{4, 5, 6} || a.Platform != "ptrace" {
+	if len(a.GoferFDs) != 1 || a.StdioFDs != [3]int{4, 5, 6} || a.Platform != "systrap" {
 		fmt.Fprintf(os.Stderr, "fake boot: bad args %+v\n", a)
 		os.Exit(95)
 	}
