@@ -62,6 +62,7 @@ func newTerminal(fs *Filesystem, index uint32) *Terminal {
 	t := &Terminal{fs: fs, index: index, ld: newLdisc(), locked: true}
 	t.tty.Index = index
 	t.tty.Terminal = t
+	t.tty.Rdev = t.rdev()
 	now := vfs.Now()
 	t.atime, t.mtime, t.ctime = now, now, now
 	return t

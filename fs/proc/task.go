@@ -467,9 +467,16 @@ func (x target) stat(ctx context.Context, t *kernel.Task) (string, error) {
 	if state == 'Z' {
 		exitCode = int(tg.ExitStatus())
 	}
+	// The controlling terminal as new_encode_dev numbers it, and its
+	// foreground group.
+	ttyNr, tpgid := uint32(0), -1
+	if tty, fg := tg.TTYState(); tty != nil {
+		maj, mnr := unix.Major(tty.Rdev), unix.Minor(tty.Rdev)
+		ttyNr, tpgid = mnr&0xff|maj<<8|(mnr&^0xff)<<12, int(fg)
+	}
 	f := []any{
 		id, "(" + t.Name() + ")", string(state), tg.ParentID(), tg.ProcessGroupID(), tg.SessionID(),
-		0, -1, 0, // tty_nr, tpgid, flags
+		ttyNr, tpgid, 0, // tty_nr, tpgid, flags
 		0, 0, 0, 0, // minflt, cminflt, majflt, cmajflt
 		ticks(u), ticks(s), ticks(cu), ticks(cs),
 		20, 0, threads, 0, // priority, nice, num_threads, itrealvalue

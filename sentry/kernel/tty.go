@@ -27,6 +27,8 @@ type TTY struct {
 	// Terminal is the device behind the TTY; the kernel never looks
 	// inside (fs/dev uses it to open /dev/tty).
 	Terminal any
+	// Rdev is the terminal's device number (/proc/PID/stat's tty_nr).
+	Rdev uint64
 
 	// k is set when a task first makes the TTY its controlling
 	// terminal: signals are only ever sent to sessions and groups that
