@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -386,4 +387,65 @@ func BenchmarkSyscallRoundTripRewritten(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestInterruptFastPath: interrupts that land anywhere in a rewritten
+// site's round trip (entering the stub, waiting, returning) are neither
+// lost nor harmful: every Switch after an Interrupt reports it or a
+// syscall stop, the registers survive, and the loop goes on.
+func TestInterruptFastPath(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, mem := platformtest.New(t, New)
+	code := []byte{
+		0x48, 0xff, 0xc3, // inc rbx
+		0xb8, 39, 0, 0, 0, // mov eax, 39
+		0x0f, 0x05, // syscall
+		0xb9, 0x00, 0x01, 0, 0, // mov ecx, 256
+		0xff, 0xc9, // 1: dec ecx
+		0x75, 0xfc, // jnz 1b
+		0xeb, 0xeb, // jmp 0
+	}
+	copy(mem, code)
+	as, ctx, ac := platformtest.Start(t, p)
+	defer ctx.Release()
+	fc := &fakeCode{mem: mem}
+	as.(platform.CodePatcher).SetCodeMemory(fc)
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx.Interrupt()
+			sent.Add(1)
+			for t0 := time.Now(); time.Since(t0) < time.Duration(i%13)*time.Microsecond; {
+			}
+		}
+	}()
+	defer close(stop)
+	syscalls, interrupts := 0, 0
+	want := uint64(0)
+	for syscalls < 3000 {
+		_, _, err := ctx.Switch(as, ac)
+		switch err {
+		case nil:
+			syscalls++
+			want++
+			if ac.SyscallNo() != 39 || ac.Regs.Rip != codeAddr+10 || ac.Regs.Rbx != want {
+				t.Fatalf("stop %d: nr %d rip %#x rbx %d (want %d)", syscalls, ac.SyscallNo(), ac.Regs.Rip, ac.Regs.Rbx, want)
+			}
+		case platform.ErrContextInterrupt:
+			interrupts++
+		default:
+			t.Fatalf("Switch: %v", err)
+		}
+	}
+	if fc.patches != 1 || interrupts == 0 {
+		t.Fatalf("%d patches, %d interrupts seen of %d sent", fc.patches, interrupts, sent.Load())
+	}
+	t.Logf("%d syscalls, %d interrupts seen of %d sent", syscalls, interrupts, sent.Load())
 }
