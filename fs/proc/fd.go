@@ -150,6 +150,9 @@ func (fs *Filesystem) fileName(ctx context.Context, file *vfs.FileDescription) s
 		}
 		return fs.pathFor(ctx, vd, vfs.VirtualDentry{})
 	}
+	if n, ok := file.Impl().(interface{ AnonName() string }); ok {
+		return n.AnonName() // a memfd
+	}
 	st, _ := file.Stat(ctx)
 	return anonName(st)
 }

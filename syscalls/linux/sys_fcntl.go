@@ -56,6 +56,8 @@ func Fcntl(t *kernel.Task, args arch.SyscallArguments) (uintptr, error) {
 		return uintptr(n), err
 	case unix.F_GETLK, unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_GETLK, unix.F_OFD_SETLK, unix.F_OFD_SETLKW:
 		return fcntlLock(t, f, cmd, args[2].Pointer())
+	case unix.F_ADD_SEALS, unix.F_GET_SEALS:
+		return fcntlSeals(t, f, cmd, args[2].Uint())
 	case unix.F_GETOWN:
 		return 0, nil
 	case unix.F_SETSIG, unix.F_GETSIG:
