@@ -1,8 +1,9 @@
 // Package kernel owns the sentry's processes: tasks (application threads)
 // run by goroutines, thread groups, the PID namespace, process groups and
-// sessions, credentials, signals, futexes, timers, rlimits, exit and wait,
-// execve, and the per-task run loop that switches into the platform and
-// dispatches syscalls.
+// sessions, controlling terminals and job control (tty.go), credentials,
+// signals, futexes, timers, rlimits, exit and wait, execve, and the
+// per-task run loop that switches into the platform and dispatches
+// syscalls.
 //
 // Lock order: Kernel.mu (the task tree and all signal state) before
 // futex bucket locks before mm locks. A task never holds Kernel.mu while
