@@ -41,7 +41,11 @@ func New(ctx context.Context, mf tmpfs.MemoryFile) (*tmpfs.Filesystem, error) {
 		name string
 		rdev uint64
 	}{{"null", Null}, {"zero", Zero}, {"full", Full}, {"random", Random}, {"urandom", URandom}, {"tty", TTY}} {
-		if _, err := root.Create(ctx, d.name, vfs.CreateOptions{Mode: unix.S_IFCHR | 0666, Rdev: d.rdev}); err != nil {
+		opts := vfs.CreateOptions{Mode: unix.S_IFCHR | 0666, Rdev: d.rdev}
+		if d.rdev == TTY {
+			opts.GID = 5 // group tty, as udev makes it
+		}
+		if _, err := root.Create(ctx, d.name, opts); err != nil {
 			return nil, err
 		}
 	}

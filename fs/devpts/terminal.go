@@ -198,7 +198,11 @@ func (fd *replicaFD) Release(context.Context) {
 func (fd *replicaFD) Stat(context.Context) (vfs.Statx, error) {
 	st := fd.t.replicaStat()
 	if fd.alias {
+		// As fs/dev makes the nodes: /dev/tty 0666, /dev/console 0620.
 		st.Mode = unix.S_IFCHR | 0666
+		if fd.rdev == unix.Mkdev(5, 1) {
+			st.Mode = unix.S_IFCHR | 0620
+		}
 		st.UID, st.GID, st.Ino = 0, ttyGID, 0
 		st.RdevMajor, st.RdevMinor = unix.Major(fd.rdev), unix.Minor(fd.rdev)
 	}
