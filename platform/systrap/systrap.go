@@ -92,12 +92,16 @@ type Platform struct {
 	ncpu  int32
 	// allCPUs is where the sentry may run, and so its stubs.
 	allCPUs unix.CPUSet
-	// spinTries and spinFails count recent handovers, across contexts,
-	// that were meant to spin and those where a side slept anyway;
-	// crowdedUntil (Unix nanoseconds) is set while they say the host
-	// has no CPU to spare, and makes contexts pin from the start.
-	spinTries, spinFails atomic.Int32
-	crowdedUntil         atomic.Int64
+	// Placement (see place): pinMode says contexts pin rather than
+	// spin; cost holds each mode's moving average of the time between
+	// two events of a context (nanoseconds), and epochEnd (Unix
+	// nanoseconds) and epochs pace the choice.
+	pinMode  atomic.Bool
+	cost     [2]atomic.Int64
+	epochEnd atomic.Int64
+	epochs   atomic.Int32
+	// neverPin keeps every context spinning (benchmarks of the spin).
+	neverPin bool
 	// pool hands out stubs forked ahead of need (warm) by fillPool, so
 	// that a fork or an exec does not wait for the factory; made counts
 	// the address spaces asked for (the pool starts with the second: a
@@ -173,9 +177,6 @@ func (p *Platform) fillPool() {
 		}
 	}
 }
-
-// crowded says recent handovers found no CPU to spare.
-func (p *Platform) crowded() bool { return time.Now().UnixNano() < p.crowdedUntil.Load() }
 
 // calibratePause measures how many PAUSE instructions take a microsecond
 // here (from about 10 to over 100 cycles each, by CPU).
@@ -505,8 +506,7 @@ type stubThread struct {
 	// and the application's time between events, which size the spins.
 	eventAt, resumeAt time.Time
 	handling, running time.Duration
-	slept             bool // the last wait slept
-	cpu               int  // the CPU the thread is pinned to, or -1
+	cpu               int // the CPU the thread is pinned to, or -1
 }
 
 func (th *stubThread) stubAddr() uint64 { return slotsBase + uint64(th.slot)*slotSize }
@@ -567,7 +567,7 @@ func (s *subprocess) newThread() (*stubThread, error) {
 		unix.SchedSetaffinity(int(th.tid), &s.p.allCPUs)
 	}
 	spin := maxSpinFor
-	if s.p.crowded() {
+	if s.p.pinMode.Load() {
 		spin = 0
 	}
 	if st := th.wait(stateInit, spin); st != stateEvent {
@@ -596,16 +596,14 @@ func (th *stubThread) retire() {
 	s.spare = append(s.spare, th.slot)
 }
 
-// set publishes a new state to the stub thread, waking it if it sleeps,
-// and says whether it did. The store is a full barrier (XCHG), so either
-// the stub sees the state before it sleeps or we see its sleeping flag.
-func (th *stubThread) set(state uint32) bool {
+// set publishes a new state to the stub thread, waking it if it sleeps.
+// The store is a full barrier (XCHG), so either the stub sees the state
+// before it sleeps or we see its sleeping flag.
+func (th *stubThread) set(state uint32) {
 	atomic.StoreUint32(th.word(slotState), state)
 	if atomic.LoadUint32(th.word(slotStubSleeping)) != 0 {
 		futex(th.word(slotState), futexWake, 1, nil)
-		return true
 	}
-	return false
 }
 
 // deadCheckInterval is how often a sentry waiting for a stub thread checks
@@ -616,18 +614,6 @@ const deadCheckInterval = 200 * time.Millisecond
 // wait waits until the state word is no longer from, spinning first, and
 // returns it (stateDead if the thread is gone).
 func (th *stubThread) wait(from uint32, spin time.Duration) uint32 {
-	st, _ := th.waitSlept(from, spin)
-	return st
-}
-
-// waitSlept is wait that also says whether it had to sleep.
-func (th *stubThread) waitSlept(from uint32, spin time.Duration) (uint32, bool) {
-	st := th.sleepWait(from, spin)
-	return st, st != stateDead && th.slept
-}
-
-func (th *stubThread) sleepWait(from uint32, spin time.Duration) uint32 {
-	th.slept = false
 	w := th.word(slotState)
 	if spin > 0 {
 		deadline := time.Now().Add(spin)
@@ -640,7 +626,6 @@ func (th *stubThread) sleepWait(from uint32, spin time.Duration) uint32 {
 			}
 		}
 	}
-	th.slept = true
 	ts := unix.NsecToTimespec(int64(deadCheckInterval))
 	for {
 		atomic.StoreUint32(th.word(slotSentrySleeping), 1)
@@ -844,17 +829,13 @@ type context struct {
 	running     atomic.Pointer[stubThread]
 	interrupted atomic.Bool
 
-	// Placement (see place): while spinning works, the stub thread and
-	// the task's OS thread run where the host puts them; once it does
-	// not, both are pinned to one CPU (cpu), for a while (until
-	// pinnedUntil), and hand over without spinning. spins and spinFails
-	// count the recent handovers that were meant to spin and those where
-	// a side slept anyway.
+	// Placement (see place): cpu is where the context's OS thread and
+	// stub thread are pinned, or -1; lastEvent and lastPinned are the
+	// time and mode of its last event.
 	cpu          int
 	origAffinity unix.CPUSet
-	pinnedUntil  time.Time
-	spins        int
-	spinFails    int
+	lastEvent    time.Time
+	lastPinned   bool
 }
 
 // NewContext implements platform.Platform.
@@ -883,48 +864,74 @@ func (c *context) Release() {
 // but only while each side has a CPU of its own; on a busy host a spinning
 // side takes the CPU the other needs, and a futex wake-up across CPUs costs
 // an IPI and a remote wake-up, tens of microseconds on a virtual machine.
-// So a context whose spins keep failing, or that shares the CPUs with more
-// application threads than there are CPUs, pins its OS thread and its stub
-// thread to one CPU (round robin over the contexts), where a handover is a
-// direct switch, and tries spinning again after pinHold.
-const pinHold = 200 * time.Millisecond
+// Pinning a context's OS thread and stub thread to one CPU (round robin
+// over the contexts) makes a handover a direct switch instead: slower than
+// a spin that works, much faster than one that does not. Which is better
+// depends on what else the host runs, so the platform measures: in epochs
+// of placeEpoch it runs every context in one mode, keeps each mode's
+// average time between two events of a context, and picks the faster, now
+// and then trying the other again.
+const (
+	placeEpoch = 50 * time.Millisecond
+	// placeExplore: every placeExplore-th epoch runs the other mode,
+	// for a tenth of an epoch.
+	placeExplore = 16
+	// placeMaxSample: longer gaps (a blocking syscall, computing) say
+	// nothing about handovers.
+	placeMaxSample = 2 * time.Millisecond
+)
 
 var nextCPU atomic.Uint32
 
-// place decides, after a handover, whether the context should be pinned:
-// spun says both sides were meant to spin, failed that one slept anyway.
-func (c *context) place(th *stubThread, spun, failed, crowded bool) {
-	if c.cpu >= 0 {
-		if !crowded && time.Now().After(c.pinnedUntil) {
-			c.unpin()
-		} else if th.cpu != c.cpu {
-			pinThread(th.tid, c.cpu)
-			th.cpu = c.cpu
-		}
+func modeIndex(pinned bool) int {
+	if pinned {
+		return 1
+	}
+	return 0
+}
+
+// place records the gap since the context's last event and applies the
+// platform's current mode to the context.
+func (c *context) place(th *stubThread, now time.Time) {
+	p := c.p
+	if p.neverPin {
 		return
 	}
-	p := c.p
-	if spun {
-		c.spins++
-		fails := p.spinFails.Load()
-		if failed {
-			c.spinFails++
-			fails = p.spinFails.Add(1)
-		}
-		if tries := p.spinTries.Add(1); tries >= 64 {
-			p.spinTries.Store(0)
-			p.spinFails.Store(0)
-			if 2*fails > tries {
-				p.crowdedUntil.Store(time.Now().Add(pinHold).UnixNano())
-			}
-		}
-		if c.spins >= 32 {
-			crowded = crowded || 2*c.spinFails > c.spins
-			c.spins, c.spinFails = 0, 0
+	mode := p.pinMode.Load()
+	if gap := now.Sub(c.lastEvent); !c.lastEvent.IsZero() && c.lastPinned == mode && gap < placeMaxSample {
+		cost := &p.cost[modeIndex(mode)]
+		old := cost.Load()
+		if old == 0 {
+			cost.Store(int64(gap))
+		} else {
+			cost.Store((7*old + int64(gap)) / 8)
 		}
 	}
-	if crowded || p.crowded() {
+	c.lastEvent = now
+	if end := p.epochEnd.Load(); now.UnixNano() > end {
+		spin, pin := p.cost[0].Load(), p.cost[1].Load()
+		next, epoch := pin != 0 && pin < spin, placeEpoch
+		switch {
+		case spin == 0 || pin == 0:
+			next = spin != 0 // try the mode not measured yet
+		case p.epochs.Add(1)%placeExplore == 0:
+			// A short look at the other mode: the host may have
+			// changed.
+			next, epoch = !next, placeEpoch/10
+		}
+		if p.epochEnd.CompareAndSwap(end, now.Add(epoch).UnixNano()) {
+			p.pinMode.Store(next)
+		}
+	}
+	c.lastPinned = p.pinMode.Load()
+	switch {
+	case c.lastPinned && c.cpu < 0:
 		c.pin(th)
+	case !c.lastPinned && c.cpu >= 0:
+		c.unpin()
+	case c.cpu >= 0 && th.cpu != c.cpu:
+		pinThread(th.tid, c.cpu)
+		th.cpu = c.cpu
 	}
 }
 
@@ -954,7 +961,6 @@ func (c *context) pin(th *stubThread) {
 			return
 		}
 		c.cpu, c.origAffinity = cpu, orig
-		c.pinnedUntil = time.Now().Add(pinHold)
 		pinThread(th.tid, cpu)
 		th.cpu = cpu
 		return
@@ -1061,7 +1067,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 	}
 	ac.FPValid = false
 	pausesPerUS := c.p.pausesPerUS
-	if c.cpu < 0 && c.p.ncpu > 1 && c.p.crowded() {
+	if c.cpu < 0 && c.p.ncpu > 1 && !c.p.neverPin && c.p.pinMode.Load() {
 		c.pin(th)
 	}
 	for {
@@ -1082,16 +1088,15 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		atomic.StoreUint32(th.word(slotSpin), uint32(stubSpin/time.Microsecond)*pausesPerUS)
 		th.resumeAt = now
 		s.patchMu.RLock()
-		stubSlept := th.set(stateResume)
+		th.set(stateResume)
 		s.patchMu.RUnlock()
-		st, slept := th.waitSlept(stateResume, sentrySpin)
+		st := th.wait(stateResume, sentrySpin)
 		c.p.inApp.Add(-1)
 		if st != stateEvent {
 			return nil, hostarch.NoAccess, platform.ErrContextDead
 		}
 		if c.p.ncpu > 1 {
-			spun := stubSpin > 0 && sentrySpin > 0
-			c.place(th, spun, spun && (slept || stubSlept), inApp >= c.p.ncpu)
+			c.place(th, th.eventAt)
 		}
 		th.eventAt = time.Now()
 		th.running = average(th.running, th.eventAt.Sub(th.resumeAt))

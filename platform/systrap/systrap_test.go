@@ -53,6 +53,12 @@ func BenchmarkSyscallRoundTrip(b *testing.B) {
 	platformtest.BenchmarkSyscallRoundTrip(b, New, func(p *Platform) {})
 }
 
+// BenchmarkSyscallRoundTripSpinning never pins: the round trip with both
+// sides spinning, which is what an idle host gives.
+func BenchmarkSyscallRoundTripSpinning(b *testing.B) {
+	platformtest.BenchmarkSyscallRoundTrip(b, New, func(p *Platform) { p.neverPin = true })
+}
+
 // TestAppCannotUseStubSites: application code that jumps to the stub's
 // syscall sites (the ptrace injection site, the executor's) with their own
 // syscall numbers and the memory file's FD does not get them made: each is
@@ -370,6 +376,7 @@ func BenchmarkSyscallRoundTripRewritten(b *testing.B) {
 	defer runtime.UnlockOSThread()
 	p, mem := platformtest.New(b, New)
 	copy(mem, []byte{0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7}) // loop { getpid }
+	p.neverPin = os.Getenv("VEIL_SYSTRAP_NEVERPIN") != ""
 	as, ctx, ac := platformtest.Start(b, p)
 	defer ctx.Release()
 	as.(platform.CodePatcher).SetCodeMemory(&fakeCode{mem: mem})
