@@ -25,13 +25,16 @@ import (
 //
 // What is rewritten, and why it is safe:
 //
-//   - Only the 7-byte `mov $nr, %eax; syscall` (b8 imm32 0f 05) that glibc's
-//     and Go's wrappers use, with the number the trap reported, and only
-//     its first five bytes: they become `jmp rel32` to a trampoline record.
-//     The syscall instruction stays: code that jumps to it (or a thread
-//     stopped just before it) still runs a real, trapping syscall, and a
-//     restarted syscall (rip moved back two bytes) runs it too. No
-//     instruction boundary of the original code moves.
+//   - Only a syscall instruction whose five bytes before are one known,
+//     position-independent instruction: `mov $nr, %eax` (b8 imm32, with
+//     the number the trap reported), which glibc's and Go's wrappers use,
+//     or `mov 8(%rsp), %r9` (4c 8b 4c 24 08), the last instruction of
+//     glibc's syscall(3) before its syscall (the number is then rax's).
+//     Those five bytes become `jmp rel32` to a trampoline record, which
+//     does what they did. The syscall instruction stays: code that jumps
+//     to it (or a thread stopped just before it) still runs a real,
+//     trapping syscall, and a restarted syscall (rip moved back two bytes)
+//     runs it too. No instruction boundary of the original code moves.
 //   - Only in a private, executable, non-writable file mapping, and the
 //     bytes are written by the sentry's memory manager into the address
 //     space's own copy of the page (copy-on-write), never into the file
@@ -43,9 +46,9 @@ import (
 //     serializes.
 //
 // A record, 32 bytes in a trampoline page the stub maps read+execute, sets
-// r11d to the number and rcx to the address after the original syscall
-// (what the syscall instruction would have left there) and jumps to the
-// fast path. Records must be within 2 GiB of their site: sites in the top
+// r11 to the number (the constant, or rax after the relocated load) and
+// rcx to the address after the original syscall (what the syscall
+// instruction would have left there) and jumps to the fast path. Records must be within 2 GiB of their site: sites in the top
 // 2 GiB of the application's range (where shared libraries are mapped) use
 // the high region just above it; sites in the low 2 GiB (non-PIE
 // executables) use the pages below the memory manager's lowest address,
@@ -75,10 +78,17 @@ const (
 	unpatchable = -1 << 30
 )
 
+// siteKey names a rewritten site: its address and the number its `mov`
+// loads, or dynamicNR for the syscall(3) pattern.
 type siteKey struct {
 	site uint64
 	nr   uint32
 }
+
+const dynamicNR = ^uint32(0)
+
+// syscall3Code is the syscall(3) pattern: mov 8(%rsp), %r9; syscall.
+var syscall3Code = []byte{0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05}
 
 // patchState is the platform's registry of trampoline records.
 type patchState struct {
@@ -157,8 +167,12 @@ func reachable(site, record uint64) bool {
 	return d > -(1<<31)+64 && d < (1<<31)-64
 }
 
-// originalCode is the site pattern: mov $nr, %eax; syscall.
+// originalCode is a site's pattern: mov $nr, %eax; syscall, or
+// syscall3Code for dynamicNR.
 func originalCode(nr uint32) []byte {
+	if nr == dynamicNR {
+		return syscall3Code
+	}
 	b := []byte{0xb8, 0, 0, 0, 0, 0x0f, 0x05}
 	binary.LittleEndian.PutUint32(b[1:], nr)
 	return b
@@ -171,17 +185,33 @@ func patchedCode(site, record uint64) []byte {
 	return b
 }
 
-// recordCode is a record at r for (site, nr).
+// recordCode is a record at r for (site, nr):
+//
+//	mov $nr, %r11d                 or   mov 8(%rsp), %r9; mov %rax, %r11
+//	lea site+7(%rip), %rcx
+//	jmp *fastEntry
 func recordCode(r, site uint64, nr uint32) []byte {
 	b := make([]byte, recordSize)
+	for i := range b {
+		b[i] = 0xcc
+	}
 	le := binary.LittleEndian
-	b[0], b[1] = 0x41, 0xbb // mov r11d, imm32
-	le.PutUint32(b[2:], nr)
-	b[6], b[7], b[8] = 0x48, 0x8d, 0x0d // lea rcx, [rip+disp32]
-	le.PutUint32(b[9:], uint32(int32(int64(site+7)-int64(r+13))))
-	copy(b[13:], []byte{0xff, 0x25, 0x05, 0, 0, 0}) // jmp [rip+5]
-	copy(b[19:], []byte{0xcc, 0xcc, 0xcc, 0xcc, 0xcc})
-	le.PutUint64(b[24:], fastEntry)
+	n := 0
+	if nr == dynamicNR {
+		n += copy(b, syscall3Code[:5])
+		n += copy(b[n:], []byte{0x49, 0x89, 0xc3}) // mov r11, rax
+	} else {
+		n += copy(b, []byte{0x41, 0xbb}) // mov r11d, imm32
+		le.PutUint32(b[n:], nr)
+		n += 4
+	}
+	n += copy(b[n:], []byte{0x48, 0x8d, 0x0d}) // lea rcx, [rip+disp32]
+	le.PutUint32(b[n:], uint32(int32(int64(site+7)-int64(r+uint64(n)+4))))
+	n += 4
+	const ptr = 24
+	n += copy(b[n:], []byte{0xff, 0x25}) // jmp [rip+disp32]
+	le.PutUint32(b[n:], uint32(ptr-(n+4)))
+	le.PutUint64(b[ptr:], fastEntry)
 	return b
 }
 
@@ -201,7 +231,7 @@ func (s *subprocess) SetCodeMemory(cm platform.CodeMemory) {
 // trapped is told of a syscall that trapped (not through the fast path)
 // and rewrites its site once it has trapped patchAfter times.
 func (ps *patchState) trapped(th *stubThread, r *arch.Registers) {
-	if !th.fast || r.Gs_base != 0 || r.Orig_rax >= 512 || r.Rip < minAppAddr+7 || r.Rip >= MaxUserAddress {
+	if !th.fast || r.Gs_base != 0 || r.Rip < minAppAddr+7 || r.Rip >= MaxUserAddress {
 		return
 	}
 	s := th.s
@@ -222,8 +252,7 @@ func (ps *patchState) trapped(th *stubThread, r *arch.Registers) {
 	if n < patchAfter || cm == nil {
 		return
 	}
-	nr := uint32(r.Orig_rax)
-	ok := ps.patch(th, cm, site, nr)
+	ok := ps.patch(th, cm, site, r.Orig_rax)
 	s.mu.Lock()
 	if ok {
 		delete(s.trapCount, site)
@@ -236,13 +265,23 @@ func (ps *patchState) trapped(th *stubThread, r *arch.Registers) {
 	s.mu.Unlock()
 }
 
-// patch rewrites site in th's address space.
-func (ps *patchState) patch(th *stubThread, cm platform.CodeMemory, site uint64, nr uint32) bool {
-	orig := originalCode(nr)
-	got := make([]byte, len(orig))
-	if cm.ReadCode(uintptrAddr(site), got) != nil || !bytes.Equal(got, orig) {
+// patch rewrites site, which trapped for syscall number trappedNR, in
+// th's address space.
+func (ps *patchState) patch(th *stubThread, cm platform.CodeMemory, site uint64, trappedNR uint64) bool {
+	got := make([]byte, 7)
+	if cm.ReadCode(uintptrAddr(site), got) != nil {
 		return false
 	}
+	var nr uint32
+	switch {
+	case bytes.Equal(got, syscall3Code):
+		nr = dynamicNR
+	case trappedNR < 1024 && bytes.Equal(got, originalCode(uint32(trappedNR))):
+		nr = uint32(trappedNR)
+	default:
+		return false
+	}
+	orig := got
 	rec, ok := ps.recordFor(site, nr)
 	if !ok {
 		return false

@@ -869,13 +869,14 @@ func (c *context) Release() {
 // a spin that works, much faster than one that does not. Which is better
 // depends on what else the host runs, so the platform measures: in epochs
 // of placeEpoch it runs every context in one mode, keeps each mode's
-// average time between two events of a context, and picks the faster, now
-// and then trying the other again.
+// average time between two events of a context, and picks the faster,
+// briefly trying the other again every few epochs.
 const (
-	placeEpoch = 50 * time.Millisecond
+	placeEpoch = 20 * time.Millisecond
 	// placeExplore: every placeExplore-th epoch runs the other mode,
-	// for a tenth of an epoch.
-	placeExplore = 16
+	// for a tenth of an epoch (thousands of events on a busy context,
+	// enough to renew its average).
+	placeExplore = 4
 	// placeMaxSample: longer gaps (a blocking syscall, computing) say
 	// nothing about handovers.
 	placeMaxSample = 2 * time.Millisecond

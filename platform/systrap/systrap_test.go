@@ -456,3 +456,47 @@ func TestInterruptFastPath(t *testing.T) {
 	}
 	t.Logf("%d syscalls, %d interrupts seen of %d sent", syscalls, interrupts, sent.Load())
 }
+
+// TestSiteRewritingSyscall3: glibc's syscall(3) site (mov 8(%rsp), %r9;
+// syscall, the number in rax) is rewritten too; its record does the load
+// and passes whatever number rax holds, even one no syscall has.
+func TestSiteRewritingSyscall3(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, mem := platformtest.New(t, New)
+	code := []byte{
+		0x48, 0xff, 0xc0, // 0: inc rax
+		0x4c, 0x8b, 0x4c, 0x24, 0x08, // 3: mov r9, [rsp+8]
+		0x0f, 0x05, // 8: syscall
+		0xeb, 0xf4, // 10: jmp 0
+	}
+	const site = codeAddr + 3
+	copy(mem, code)
+	binary.LittleEndian.PutUint64(mem[0x10008:], 0x5a5a5a5a)
+	as, ctx, ac := platformtest.Start(t, p)
+	defer ctx.Release()
+	if err := as.MapFile(0x200000, 0x10000, hostarch.PageSize, hostarch.ReadWrite); err != nil {
+		t.Fatal(err)
+	}
+	fc := &fakeCode{mem: mem}
+	as.(platform.CodePatcher).SetCodeMemory(fc)
+	ac.Regs.Rsp = 0x200000
+	nr := uint64(1 << 40) // no such syscall: the number must pass whole
+	ac.Regs.Rax = nr - 1
+	for i := 0; i < 8; i++ {
+		if _, _, err := ctx.Switch(as, ac); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if uint64(ac.SyscallNo()) != nr || ac.Regs.Rip != site+7 || ac.Regs.R9 != 0x5a5a5a5a {
+			t.Fatalf("round %d: nr %#x (want %#x) rip %#x r9 %#x", i, ac.SyscallNo(), nr, ac.Regs.Rip, ac.Regs.R9)
+		}
+		nr++
+		ac.SetReturn(uintptr(nr - 1)) // the next inc makes it nr
+	}
+	if fc.patches != 1 || mem[3] != 0xe9 {
+		t.Fatalf("site not rewritten (%d patches, byte %#x)", fc.patches, mem[3])
+	}
+	if atomic.LoadUint32(ctx.(*context).th.word(slotFast)) == 0 {
+		t.Fatal("the last syscall did not come through the fast path")
+	}
+}

@@ -220,28 +220,31 @@ handler_report:
 	jmp publish
 
 # The fast path: a rewritten syscall site jumps to a trampoline record,
-# which sets r11d to the syscall number and rcx to the address after the
+# which sets r11 to the syscall number and rcx to the address after the
 # original syscall instruction and comes here. rax, rcx and r11 are free
 # (the syscall would have clobbered them), the flags are the
-# application's. With the GS base at this thread's slot the registers are
-# stored as a signal frame there and handed over like a signal; otherwise
-# the original syscall instruction runs (and traps).
+# application's: they ride in rcx's top 16 bits until there is room. With
+# the GS base at this thread's slot the registers are stored as a signal
+# frame there and handed over like a signal; otherwise the original
+# syscall instruction runs (and traps).
 fast_start:
 # Not at a slot: restore the flags and the number and run the original
 # syscall instruction, which traps.
 fast_fallback:
-	mov eax, r11d
-	shr r11d, 16
+	mov rax, rcx
+	shr rax, 48
+	shl rcx, 16
+	shr rcx, 16
 	add al, 0x7f
 	sahf
-	mov eax, r11d
+	mov rax, r11
 	lea rcx, [rcx - 2]
 	jmp rcx
 fast_entry:
 	lahf
 	seto al
-	shl r11d, 16
-	mov r11w, ax
+	shl rax, 48
+	or rcx, rax
 	rdgsbase rax
 	shr rax, 27
 	cmp eax, SLOTS >> 27
@@ -259,26 +262,28 @@ fast_entry:
 	mov [rax + FMC + 0x50], rbp
 	mov [rax + FMC + 0x58], rbx
 	mov [rax + FMC + 0x60], rdx
-	mov [rax + FMC + 0x70], rcx
+	mov [rax + FMC + 0x68], r11
 	mov [rax + FMC + 0x78], rsp
-	mov [rax + FMC + 0x80], rcx
 	mov rbx, rax
 	lea rsp, [rbx + FAST_STACK]
+	mov rdx, rcx
+	shl rcx, 16
+	shr rcx, 16
+	mov [rbx + FMC + 0x70], rcx
+	mov [rbx + FMC + 0x80], rcx
 	pushfq
-	pop rdx
-	and edx, ~0x8d5
-	mov ecx, r11d
-	shr ecx, 8
+	pop rax
+	and eax, ~0x8d5
+	shr rdx, 48
+	movzx ecx, dh
 	and ecx, 0xd5
-	or edx, ecx
-	test r11b, r11b
+	or eax, ecx
+	test dl, dl
 	jz 1f
-	or edx, 0x800
+	or eax, 0x800
 1:
-	mov [rbx + FMC + 0x88], rdx
-	mov [rbx + FMC + 0x18], rdx
-	shr r11d, 16
-	mov [rbx + FMC + 0x68], r11
+	mov [rbx + FMC + 0x88], rax
+	mov [rbx + FMC + 0x18], rax
 	rdfsbase rcx
 	mov [rbx + S_FSBASE], rcx
 	mov [rbx + S_GSBASE], rbx
