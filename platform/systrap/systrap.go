@@ -829,17 +829,21 @@ type context struct {
 	running     atomic.Pointer[stubThread]
 	interrupted atomic.Bool
 
-	// Placement (see place): cpu is where the context's OS thread and
-	// stub thread are pinned, or -1; lastEvent and lastPinned are the
-	// time and mode of its last event.
-	cpu          int
-	origAffinity unix.CPUSet
-	lastEvent    time.Time
-	lastPinned   bool
+	// Placement (see place): once placed, the context's OS thread runs
+	// on cpu, and its stub thread on cpu too (pinned) or on altCPU
+	// (spinning). lastEvent and lastPinned are the time and mode of its
+	// last event; warm counts the events after a change of mode that are
+	// not measured (the threads are still moving).
+	placed, pinned bool
+	cpu, altCPU    int
+	origAffinity   unix.CPUSet
+	lastEvent      time.Time
+	lastPinned     bool
+	warm           int
 }
 
 // NewContext implements platform.Platform.
-func (p *Platform) NewContext() platform.Context { return &context{p: p, cpu: -1} }
+func (p *Platform) NewContext() platform.Context { return &context{p: p} }
 
 // Interrupt implements platform.Context: a signal makes the running stub
 // thread enter its handler, which reports it like any other.
@@ -853,7 +857,7 @@ func (c *context) Interrupt() {
 // Release implements platform.Context. It runs on the context's OS thread
 // and gives that thread back its CPU affinity.
 func (c *context) Release() {
-	c.unpin()
+	c.unplace()
 	if c.th != nil {
 		c.th.retire()
 		c.th = nil
@@ -866,7 +870,9 @@ func (c *context) Release() {
 // an IPI and a remote wake-up, tens of microseconds on a virtual machine.
 // Pinning a context's OS thread and stub thread to one CPU (round robin
 // over the contexts) makes a handover a direct switch instead: slower than
-// a spin that works, much faster than one that does not. Which is better
+// a spin that works, much faster than one that does not. (To spin, the
+// stub thread is pinned to another CPU than the OS thread, so that the two
+// never spin on one.) Which is better
 // depends on what else the host runs, so the platform measures: in epochs
 // of placeEpoch it runs every context in one mode, keeps each mode's
 // average time between two events of a context, and picks the faster,
@@ -879,7 +885,7 @@ const (
 	placeExplore = 4
 	// placeMaxSample: longer gaps (a blocking syscall, computing) say
 	// nothing about handovers.
-	placeMaxSample = 2 * time.Millisecond
+	placeMaxSample = 500 * time.Microsecond
 )
 
 var nextCPU atomic.Uint32
@@ -895,17 +901,19 @@ func modeIndex(pinned bool) int {
 // platform's current mode to the context.
 func (c *context) place(th *stubThread, now time.Time) {
 	p := c.p
-	if p.neverPin {
-		return
-	}
 	mode := p.pinMode.Load()
-	if gap := now.Sub(c.lastEvent); !c.lastEvent.IsZero() && c.lastPinned == mode && gap < placeMaxSample {
+	gap := now.Sub(c.lastEvent)
+	switch {
+	case c.warm > 0:
+		c.warm--
+	case !c.lastEvent.IsZero() && c.lastPinned == mode && gap < placeMaxSample:
+		// A moving average, each sample clipped to four times it:
+		// one preempted handover must not decide the mode.
 		cost := &p.cost[modeIndex(mode)]
-		old := cost.Load()
-		if old == 0 {
+		if old := cost.Load(); old == 0 {
 			cost.Store(int64(gap))
 		} else {
-			cost.Store((7*old + int64(gap)) / 8)
+			cost.Store((7*old + min(int64(gap), 4*old)) / 8)
 		}
 	}
 	c.lastEvent = now
@@ -925,14 +933,47 @@ func (c *context) place(th *stubThread, now time.Time) {
 		}
 	}
 	c.lastPinned = p.pinMode.Load()
-	switch {
-	case c.lastPinned && c.cpu < 0:
-		c.pin(th)
-	case !c.lastPinned && c.cpu >= 0:
-		c.unpin()
-	case c.cpu >= 0 && th.cpu != c.cpu:
-		pinThread(th.tid, c.cpu)
-		th.cpu = c.cpu
+	c.placeThread(th, c.lastPinned)
+}
+
+// placeThread puts the calling OS thread and th where mode pinned says,
+// choosing the context's CPUs first (round robin over contexts).
+func (c *context) placeThread(th *stubThread, pinned bool) {
+	if c.p.neverPin {
+		return
+	}
+	if !c.placed {
+		var orig unix.CPUSet
+		if unix.SchedGetaffinity(0, &orig) != nil || orig.Count() < 2 {
+			return
+		}
+		var cpus []int
+		for cpu := 0; cpu < len(orig)*64; cpu++ {
+			if orig.IsSet(cpu) {
+				cpus = append(cpus, cpu)
+			}
+		}
+		n := int(nextCPU.Add(1) - 1)
+		cpu := cpus[n%len(cpus)]
+		var set unix.CPUSet
+		set.Set(cpu)
+		if unix.SchedSetaffinity(0, &set) != nil {
+			return
+		}
+		c.placed, c.cpu, c.altCPU, c.origAffinity = true, cpu, cpus[(n+1)%len(cpus)], orig
+		c.pinned = !pinned // below, the thread is placed
+	}
+	want := c.altCPU
+	if pinned {
+		want = c.cpu
+	}
+	if c.pinned != pinned {
+		c.pinned = pinned
+		c.warm = 32
+	}
+	if th.cpu != want {
+		pinThread(th.tid, want)
+		th.cpu = want
 	}
 }
 
@@ -942,44 +983,12 @@ func pinThread(tid int32, cpu int) {
 	unix.SchedSetaffinity(int(tid), &set)
 }
 
-// pin pins the calling OS thread and th to the context's next CPU.
-func (c *context) pin(th *stubThread) {
-	var orig unix.CPUSet
-	if unix.SchedGetaffinity(0, &orig) != nil || orig.Count() < 2 {
-		return
+// unplace gives the calling OS thread back the placement it had.
+func (c *context) unplace() {
+	if c.placed {
+		unix.SchedSetaffinity(0, &c.origAffinity)
+		c.placed = false
 	}
-	n := int(nextCPU.Add(1)-1) % orig.Count()
-	for cpu := 0; cpu < len(orig)*64; cpu++ {
-		if !orig.IsSet(cpu) {
-			continue
-		}
-		if n--; n >= 0 {
-			continue
-		}
-		var set unix.CPUSet
-		set.Set(cpu)
-		if unix.SchedSetaffinity(0, &set) != nil {
-			return
-		}
-		c.cpu, c.origAffinity = cpu, orig
-		pinThread(th.tid, cpu)
-		th.cpu = cpu
-		return
-	}
-}
-
-// unpin gives the calling OS thread and the context's stub thread back
-// the placement they had.
-func (c *context) unpin() {
-	if c.cpu < 0 {
-		return
-	}
-	unix.SchedSetaffinity(0, &c.origAffinity)
-	if th := c.th; th != nil && th.cpu >= 0 {
-		unix.SchedSetaffinity(int(th.tid), &c.origAffinity)
-		th.cpu = -1
-	}
-	c.cpu = -1
 }
 
 // PullFullState implements platform.Context.
@@ -1068,8 +1077,8 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 	}
 	ac.FPValid = false
 	pausesPerUS := c.p.pausesPerUS
-	if c.cpu < 0 && c.p.ncpu > 1 && !c.p.neverPin && c.p.pinMode.Load() {
-		c.pin(th)
+	if c.p.ncpu > 1 {
+		c.placeThread(th, c.p.pinMode.Load())
 	}
 	for {
 		now := time.Now()
@@ -1081,7 +1090,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		// than leave a CPU to the side spun for: otherwise spinning
 		// takes the CPU the other side needs.
 		inApp := c.p.inApp.Add(1)
-		spare := inApp < c.p.ncpu && c.cpu < 0
+		spare := inApp < c.p.ncpu && !(c.placed && c.pinned)
 		stubSpin, sentrySpin := time.Duration(0), time.Duration(0)
 		if spare {
 			stubSpin, sentrySpin = spinFor(th.handling), spinFor(th.running)
@@ -1096,7 +1105,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		if st != stateEvent {
 			return nil, hostarch.NoAccess, platform.ErrContextDead
 		}
-		if c.p.ncpu > 1 {
+		if c.p.ncpu > 1 && !c.p.neverPin {
 			c.place(th, th.eventAt)
 		}
 		th.eventAt = time.Now()
