@@ -8,10 +8,12 @@
 // (patch.go). No ptrace stop is on the path of a syscall or a fault.
 //
 // It owns: the stub executable (stub.go, testdata/stub.S), the stub
-// processes (one per address space), one stub thread per (context, address
-// space), the executor of each stub (exec.go), the trampolines of rewritten
-// syscall sites (patch.go), and the context memfd whose pages are the
-// shared memory of all of these.
+// processes (one per address space, one or two more forked ahead), one stub
+// thread per (context, address space), the executor of each stub
+// (exec.go), the trampolines of rewritten syscall sites (patch.go), the
+// placement of stub threads and their sentry threads on CPUs (spinning on
+// two, or pinned to one, whichever the host currently makes faster), and
+// the context memfd whose pages are the shared memory of all of these.
 //
 // ptrace is still used, but only by one "factory" goroutine locked to its
 // OS thread, to make stubs: exec'ing and preparing the template, forking a
