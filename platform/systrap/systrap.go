@@ -84,8 +84,9 @@ type Platform struct {
 
 	// pausesPerUS calibrates the stub's spins (PAUSE instructions per
 	// microsecond); zero on a single CPU, where spinning only delays the
-	// other side. execSpin bounds the sentry's spin for an executor.
-	pausesPerUS uint32
+	// other side, and until measured. execSpin bounds the sentry's spin
+	// for an executor.
+	pausesPerUS atomic.Uint32
 	execSpin    time.Duration
 	// inApp counts the threads let go into application code that have
 	// not reported back; spinning for the other side pays only while
@@ -110,6 +111,9 @@ type Platform struct {
 	// sandbox that never forks needs none).
 	pool chan poolResult
 	made atomic.Int32
+	// first is the first address space, made while the sentry builds
+	// the rest of the sandbox.
+	first chan poolResult
 
 	poolMu    sync.Mutex
 	freeSlots []int
@@ -144,7 +148,7 @@ func New(memFD int) (*Platform, error) {
 	}
 	p := &Platform{ctxFD: ctxFD, ctxMem: mem, ncpu: int32(runtime.NumCPU())}
 	if p.ncpu > 1 {
-		p.pausesPerUS = calibratePause()
+		go func() { p.pausesPerUS.Store(calibratePause()) }()
 		p.execSpin = maxSpinFor
 	}
 	unix.SchedGetaffinity(0, &p.allCPUs)
@@ -158,6 +162,11 @@ func New(memFD int) (*Platform, error) {
 	}
 	p.factory = f
 	p.pool = make(chan poolResult, 1)
+	p.first = make(chan poolResult, 1)
+	go func() {
+		s, err := p.makeAddressSpace()
+		p.first <- poolResult{s, err}
+	}()
 	return p, nil
 }
 
@@ -323,10 +332,11 @@ func (p *Platform) allocSlot() (int, error) {
 // NewAddressSpace implements platform.Platform: a warm stub, or a new one.
 func (p *Platform) NewAddressSpace() (platform.AddressSpace, error) {
 	switch n := p.made.Add(1); {
+	case n == 1:
+		r := <-p.first
+		return r.s, r.err
 	case n == 2:
 		go p.fillPool()
-		fallthrough
-	case n < 2:
 		return p.makeAddressSpace()
 	}
 	// The pool's next stub is at most one stub's making away.
@@ -841,6 +851,7 @@ type context struct {
 	origAffinity   unix.CPUSet
 	lastEvent      time.Time
 	lastPinned     bool
+	lastSyscall    bool
 	warm           int
 }
 
@@ -900,15 +911,19 @@ func modeIndex(pinned bool) int {
 }
 
 // place records the gap since the context's last event and applies the
-// platform's current mode to the context.
-func (c *context) place(th *stubThread, now time.Time) {
+// platform's current mode to the context. Only gaps between two syscalls
+// are measured: a fault's handling (the executor's mapping) says less
+// about the handover.
+func (c *context) place(th *stubThread, now time.Time, syscall bool) {
 	p := c.p
 	mode := p.pinMode.Load()
 	gap := now.Sub(c.lastEvent)
+	measured := syscall && c.lastSyscall
+	c.lastSyscall = syscall
 	switch {
 	case c.warm > 0:
 		c.warm--
-	case !c.lastEvent.IsZero() && c.lastPinned == mode && gap < placeMaxSample:
+	case measured && !c.lastEvent.IsZero() && c.lastPinned == mode && gap < placeMaxSample:
 		// A moving average, each sample clipped to four times it:
 		// one preempted handover must not decide the mode.
 		cost := &p.cost[modeIndex(mode)]
@@ -924,7 +939,8 @@ func (c *context) place(th *stubThread, now time.Time) {
 		next, epoch := pin != 0 && pin < spin, placeEpoch
 		switch {
 		case spin == 0 || pin == 0:
-			next = spin != 0 // try the mode not measured yet
+			// Try the mode not measured yet, briefly.
+			next, epoch = spin != 0, placeEpoch/10
 		case p.epochs.Add(1)%placeExplore == 0:
 			// A short look at the other mode: the host may have
 			// changed.
@@ -1078,7 +1094,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 		return nil, hostarch.NoAccess, platform.ErrContextInterrupt
 	}
 	ac.FPValid = false
-	pausesPerUS := c.p.pausesPerUS
+	pausesPerUS := c.p.pausesPerUS.Load()
 	if c.p.ncpu > 1 {
 		c.placeThread(th, c.p.pinMode.Load())
 	}
@@ -1108,7 +1124,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 			return nil, hostarch.NoAccess, platform.ErrContextDead
 		}
 		if c.p.ncpu > 1 && !c.p.neverPin {
-			c.place(th, th.eventAt)
+			c.place(th, th.eventAt, binary.LittleEndian.Uint64(th.mem[slotSigno:]) == uint64(unix.SIGSYS))
 		}
 		th.eventAt = time.Now()
 		th.running = average(th.running, th.eventAt.Sub(th.resumeAt))
