@@ -1179,9 +1179,6 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 				default:
 					at = hostarch.Read
 				}
-				// Faults are served through the executor: let this
-				// thread sleep rather than compete for a CPU with it.
-				atomic.StoreUint32(th.word(slotSpin), 0)
 			}
 			return info, at, platform.ErrContextSignal
 		default:
