@@ -137,9 +137,13 @@ func (*nullFD) Write(_ context.Context, src usermem.IOSequence, off int64, _ boo
 	return discard(src, off)
 }
 
+// zeroPage is only ever read: a buffer on fillZero's stack escapes through
+// the CopyOut interface and cost an allocation and a 4 KiB clear per read.
+var zeroPage [4096]byte
+
 // fillZero copies zeros to dst.
 func fillZero(dst usermem.IOSequence) (int64, error) {
-	var zeros [4096]byte
+	zeros := &zeroPage
 	var total int64
 	for dst.NumBytes() > 0 {
 		n, err := dst.CopyOut(zeros[:min(dst.NumBytes(), int64(len(zeros)))])
