@@ -207,8 +207,10 @@ func init() {
 		return []bench{
 			{
 				name: "open+fstat+close of a rootfs file", unit: "µs",
-				native:  func() result { return scaleBy(nsPerOp(nil, e.prog("ofc"), iters(200000), "/usr/bin/env"), 1e-3) },
-				sandbox: func(rs []string) result { return scaleBy(nsPerOp(rs, e.prog("ofc"), iters(5000), "/usr/bin/env"), 1e-3) },
+				native: func() result { return scaleBy(nsPerOp(nil, e.prog("ofc"), iters(200000), "/usr/bin/env"), 1e-3) },
+				sandbox: func(rs []string) result {
+					return scaleBy(nsPerOp(rs, e.prog("ofc"), iters(5000), "/usr/bin/env"), 1e-3)
+				},
 			},
 			{
 				name: "stat of 10,000 files in a tree (first pass)", unit: "ms",

@@ -17,7 +17,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +32,7 @@ var (
 	runscFlag     = flag.String("runsc", "", "runsc binary (default: <repo>/bin/runsc)")
 	quick         = flag.Bool("quick", false, "fewer iterations, for a smoke run")
 	timeout       = flag.Duration("timeout", 120*time.Second, "limit for any one measurement")
+	rowsFlag      = flag.String("rows", "", "run only rows whose name matches this regular expression")
 )
 
 // result is one cell: a value in unit, or the error that prevented it.
@@ -102,6 +105,13 @@ func main() {
 
 	env := &benchEnv{scale: scale, prog: prog}
 	benches := allBenches(env)
+	if *rowsFlag != "" {
+		re, err := regexp.Compile(*rowsFlag)
+		if err != nil {
+			fatal(fmt.Errorf("-rows: %v", err))
+		}
+		benches = slices.DeleteFunc(benches, func(b bench) bool { return !re.MatchString(b.name) })
+	}
 
 	plats := strings.Split(*platformsFlag, ",")
 	fmt.Printf("Veil benchmarks, %s, %d CPUs, kernel %s. Cells under a platform: value (ratio to native).\n\n",
