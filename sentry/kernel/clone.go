@@ -24,6 +24,11 @@ type InitArgs struct {
 	Limits *limits.LimitSet
 	// Path is the executable (absolute, inside the sandbox).
 	Path string
+	// TTY, if set, is the controlling terminal of the new session the
+	// process leads, with the process in the foreground, from before its
+	// first instruction (a runtime's setsid+TIOCSCTTY). It is ignored if
+	// it already controls a session.
+	TTY *TTY
 }
 
 // NewTaskFS makes file system state for InitArgs from an FD table and an
@@ -50,6 +55,7 @@ func (k *Kernel) CreateInit(args InitArgs) (*Task, error) {
 	k.initTG = tg
 	t := k.newTaskLocked(tid, tg, args.Creds)
 	t.fs = args.FS
+	args.TTY.attachNewLocked(t)
 	k.mu.Unlock()
 
 	t.SetName(baseName(args.Path))

@@ -61,6 +61,7 @@ func (k *Kernel) CreateProcess(args InitArgs) (*ThreadGroup, error) {
 	k.ctl.exits[tg] = make(chan struct{})
 	t := k.newTaskLocked(tid, tg, args.Creds)
 	t.fs = args.FS
+	args.TTY.attachNewLocked(t)
 	// Counted as running from now, not from the goroutine's start: an
 	// init exiting meanwhile must not see the sandbox empty and end it
 	// while this task is still to run (and exit).

@@ -72,6 +72,14 @@ func (tty *TTY) attachLocked(t *Task) {
 	t.tg.tty = tty
 }
 
+// attachNewLocked makes tty (if not nil and free) the controlling
+// terminal of t, a new session leader (InitArgs.TTY).
+func (tty *TTY) attachNewLocked(t *Task) {
+	if tty != nil && tty.sid == 0 {
+		tty.attachLocked(t)
+	}
+}
+
 // detachSessionLocked forgets tty in every process of its session and
 // the session and foreground group in tty (session_clear_tty).
 func (tty *TTY) detachSessionLocked(k *Kernel) {
