@@ -115,7 +115,16 @@ func run(args *Args, confine func() error, logger *log.Logger, ready *os.File) (
 		cwd = vd
 	}
 	fdt := vfs.NewFDTable()
-	if err := installStdio(ctx, fdt, args.StdioFDs); err != nil {
+	var tty *kernel.TTY
+	if args.Terminal {
+		// The three are copies of one host terminal.
+		unix.Close(args.StdioFDs[1])
+		unix.Close(args.StdioFDs[2])
+		if tty, err = installTerminal(ctx, v, root, fdt, args.StdioFDs[0], creds); err != nil {
+			return 0, err
+		}
+		k.SetConsole(tty)
+	} else if err := installStdio(ctx, fdt, args.StdioFDs); err != nil {
 		return 0, err
 	}
 	umask := uint32(0o022)
@@ -124,7 +133,13 @@ func run(args *Args, confine func() error, logger *log.Logger, ready *os.File) (
 	}
 	fs := kernel.NewTaskFS(fdt, vfs.NewFSContext(root, cwd, umask))
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwardedSignals...)
+	for _, sig := range forwardedSignals {
+		// A terminal's own window size changes signal its foreground
+		// group; runsc's SIGWINCH is then only its host terminal's.
+		if !(args.Terminal && sig == unix.SIGWINCH) {
+			signal.Notify(sigs, sig)
+		}
+	}
 	startInit := func() error {
 		if _, err := k.CreateInit(kernel.InitArgs{
 			Argv:   args.Argv,
@@ -133,6 +148,7 @@ func run(args *Args, confine func() error, logger *log.Logger, ready *os.File) (
 			FS:     fs,
 			Limits: ls,
 			Path:   args.Argv[0],
+			TTY:    tty,
 		}); err != nil {
 			return fmt.Errorf("starting %s: %w", args.Argv[0], err)
 		}
@@ -227,21 +243,36 @@ func newPlatform(name string, mf *memory.File) (platform.Platform, error) {
 	return nil, fmt.Errorf("platform %q is not available", name)
 }
 
-// installStdio makes the donated host FDs the init process's 0, 1 and 2.
+// installStdio makes the donated host FDs the init process's 0, 1 and 2
+// (a negative one is skipped).
 func installStdio(ctx context.Context, fdt *vfs.FDTable, fds [3]int) error {
+	return installFDs(ctx, fdt, 0, fds[:])
+}
+
+// installFDs installs host FDs as first, first+1, ... in fdt. Each FD is
+// owned by fdt from the call on, or closed if it could not be installed,
+// also when an earlier one failed; negative ones are skipped.
+func installFDs(ctx context.Context, fdt *vfs.FDTable, first int32, fds []int) error {
+	var firstErr error
 	for i, hfd := range fds {
 		if hfd < 0 {
 			continue
 		}
+		if firstErr != nil {
+			unix.Close(hfd)
+			continue
+		}
 		file, err := host.NewFD(hfd)
 		if err != nil {
-			return fmt.Errorf("stdio FD %d: %w", i, err)
+			unix.Close(hfd)
+			firstErr = fmt.Errorf("FD %d: %w", first+int32(i), err)
+			continue
 		}
-		err = fdt.NewFDAt(ctx, int32(i), file, vfs.FDFlags{}, 1024)
+		err = fdt.NewFDAt(ctx, first+int32(i), file, vfs.FDFlags{}, 1024)
 		file.DecRef(ctx)
 		if err != nil {
-			return err
+			firstErr = err
 		}
 	}
-	return nil
+	return firstErr
 }

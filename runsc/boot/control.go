@@ -300,13 +300,13 @@ func (s *controlServer) doExec(c *control.Conn, req *control.ExecReq, fds []int)
 		send(errResponse(errors.New("container is not running")))
 		return
 	}
-	if len(fds) != 3 {
+	if len(fds) < 3 {
 		closeFDs()
 		send(errResponse(fmt.Errorf("exec needs 3 stdio FDs, got %d", len(fds))))
 		return
 	}
 	p := req.GetProcess()
-	tg, err := s.spawn(p, fds)
+	tg, err := s.spawn(p, fds, req.GetTerminal())
 	if err != nil {
 		send(errResponse(err))
 		return
@@ -333,37 +333,28 @@ func (s *controlServer) doExec(c *control.Conn, req *control.ExecReq, fds []int)
 }
 
 // spawn starts the process p describes, with stdio taken from fds (which
-// it owns).
-func (s *controlServer) spawn(p *control.Process, fds []int) (*kernel.ThreadGroup, error) {
+// it owns) and fds[3:] as its 3, 4, .... With terminal, fds[0:3] are one
+// host terminal that the process reaches through a sandbox terminal.
+func (s *controlServer) spawn(p *control.Process, fds []int, terminal bool) (*kernel.ThreadGroup, error) {
 	ctx := context.Background()
-	if p == nil || len(p.Argv) == 0 || p.Argv[0] == "" {
+	fail := func(err error) (*kernel.ThreadGroup, error) {
 		for _, fd := range fds {
-			unix.Close(fd)
+			if fd >= 0 {
+				unix.Close(fd)
+			}
 		}
-		return nil, errors.New("exec: empty argv")
+		return nil, err
+	}
+	if p == nil || len(p.Argv) == 0 || p.Argv[0] == "" {
+		return fail(errors.New("exec: empty argv"))
 	}
 	cwd := s.root
 	if p.Cwd != "" && p.Cwd != "/" {
 		vd, err := s.v.GetDentryAt(ctx, &vfs.PathOperation{Root: s.root, Start: s.root, Path: p.Cwd, FollowFinalSymlink: true})
 		if err != nil {
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
-			return nil, fmt.Errorf("exec: working directory %q: %w", p.Cwd, err)
+			return fail(fmt.Errorf("exec: working directory %q: %w", p.Cwd, err))
 		}
 		cwd = vd
-	}
-	fdt := vfs.NewFDTable()
-	if err := installStdio(ctx, fdt, [3]int{fds[0], fds[1], fds[2]}); err != nil {
-		return nil, fmt.Errorf("exec: %w", err)
-	}
-	umask := uint32(0o022)
-	if p.HasUmask {
-		umask = p.Umask
-	}
-	var caps *ProcessCaps
-	if p.HasCaps {
-		caps = &ProcessCaps{Bounding: p.CapBounding, Effective: p.CapEffective, Permitted: p.CapPermitted, Inheritable: p.CapInheritable, Ambient: p.CapAmbient}
 	}
 	var rls []Rlimit
 	for _, r := range p.Rlimits {
@@ -371,15 +362,44 @@ func (s *controlServer) spawn(p *control.Process, fds []int) (*kernel.ThreadGrou
 	}
 	ls, err := processLimits(rls)
 	if err != nil {
+		return fail(fmt.Errorf("exec: %w", err))
+	}
+	var caps *ProcessCaps
+	if p.HasCaps {
+		caps = &ProcessCaps{Bounding: p.CapBounding, Effective: p.CapEffective, Permitted: p.CapPermitted, Inheritable: p.CapInheritable, Ambient: p.CapAmbient}
+	}
+	creds := processCreds(p.Uid, p.Gid, p.ExtraGids, caps, p.NoNewPrivs)
+	umask := uint32(0o022)
+	if p.HasUmask {
+		umask = p.Umask
+	}
+
+	// From here each FD is owned by fdt or closed as it is consumed.
+	fdt := vfs.NewFDTable()
+	var tty *kernel.TTY
+	if terminal {
+		unix.Close(fds[1])
+		unix.Close(fds[2])
+		tty, err = installTerminal(ctx, s.v, s.root, fdt, fds[0], creds)
+		fds[0], fds[1], fds[2] = -1, -1, -1
+	} else {
+		err = installFDs(ctx, fdt, 0, fds[:3])
+	}
+	if err == nil {
+		err = installFDs(ctx, fdt, 3, fds[3:])
+	}
+	if err != nil {
+		fdt.DecRef(ctx)
 		return nil, fmt.Errorf("exec: %w", err)
 	}
 	tg, err := s.k.CreateProcess(kernel.InitArgs{
 		Argv:   p.Argv,
 		Envv:   p.Envv,
-		Creds:  processCreds(p.Uid, p.Gid, p.ExtraGids, caps, p.NoNewPrivs),
+		Creds:  creds,
 		FS:     kernel.NewTaskFS(fdt, vfs.NewFSContext(s.root, cwd, umask)),
 		Limits: ls,
 		Path:   p.Argv[0],
+		TTY:    tty,
 	})
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/veil-sandbox/veil/runsc/boot"
 	"github.com/veil-sandbox/veil/runsc/config"
+	"github.com/veil-sandbox/veil/runsc/container"
 	"github.com/veil-sandbox/veil/runsc/sandbox"
 	"github.com/veil-sandbox/veil/runsc/specutils"
 )
@@ -153,6 +154,28 @@ func (c *Do) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcommand
 	opts, err := c.doArgs(f.Args())
 	if err != nil {
 		return failf("%v", err)
+	}
+	if container.IsTerminal(os.Stdin) && container.IsTerminal(os.Stdout) {
+		// Run from a terminal: the command gets a terminal of the
+		// sandbox's, relayed to this one, as runc's terminal: true.
+		console, term, err := container.NewConsole(os.Stdin, os.Stdout, nil)
+		if err != nil {
+			return failf("%v", err)
+		}
+		opts.Stdio = [3]*os.File{term, term, term}
+		opts.Args.Terminal = true
+		s, err := sandbox.Start(conf, opts)
+		term.Close()
+		status := 0
+		if err == nil {
+			status, err = s.Wait()
+		}
+		// The terminal is back to normal before anything is printed.
+		console.Close()
+		if err != nil {
+			return failf("%v", err)
+		}
+		return subcommands.ExitStatus(status)
 	}
 	return runSandbox(conf, opts)
 }

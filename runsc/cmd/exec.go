@@ -70,7 +70,7 @@ func (e *Exec) SetFlags(f *flag.FlagSet) {
 	f.BoolVar(&e.detach, "detach", false, "do not wait for the process")
 	f.BoolVar(&e.detach, "d", false, "shorthand for --detach")
 	f.StringVar(&e.pidFile, "pid-file", "", "file to write the PID of the process standing for it on the host")
-	f.IntVar(&e.preserveFDs, "preserve-fds", 0, "pass this many FDs after stdio (only 0 is supported)")
+	f.IntVar(&e.preserveFDs, "preserve-fds", 0, "pass this many FDs after stdio (3, 4, ...) to the process")
 	f.BoolVar(&e.noNewPrivs, "no-new-privs", false, "set no_new_privs for the process")
 	f.StringVar(&e.apparmor, "apparmor", "", "accepted for compatibility (host profiles do not apply inside the sandbox)")
 	f.StringVar(&e.processLabel, "process-label", "", "accepted for compatibility (host labels do not apply inside the sandbox)")
@@ -161,8 +161,8 @@ func (e *Exec) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomma
 	if f.NArg() < 1 {
 		return usagef("exec: want a container ID")
 	}
-	if e.preserveFDs != 0 {
-		return failf("exec: --preserve-fds=%d: passing extra FDs is not supported yet", e.preserveFDs)
+	if e.preserveFDs < 0 || e.preserveFDs > control.MaxFDs-3 {
+		return failf("exec: --preserve-fds=%d: want 0 to %d", e.preserveFDs, control.MaxFDs-3)
 	}
 	c, err := loadContainer(confFrom(args), f.Arg(0))
 	if err != nil {
@@ -180,59 +180,69 @@ func (e *Exec) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomma
 		return failf("exec: %v", err)
 	}
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	var console *container.Console
 	if p.Terminal {
+		var term *os.File
 		switch {
 		case e.consoleSocket != "":
-			m, r, err := container.NewPTY()
-			if err != nil {
-				return failf("exec: %v", err)
-			}
-			if p.ConsoleSize != nil {
-				_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(p.ConsoleSize.Height), Col: uint16(p.ConsoleSize.Width)})
-			}
-			err = container.SendConsole(e.consoleSocket, m)
-			m.Close()
-			if err != nil {
-				r.Close()
-				return failf("exec: %v", err)
-			}
-			defer r.Close()
-			stdio = []*os.File{r, r, r}
+			term, err = container.SocketConsole(e.consoleSocket, p.ConsoleSize)
 		case e.detach:
 			return failf("exec: a detached process with a terminal needs --console-socket")
+		default:
+			// runc's foreground terminal: this process shows it.
+			console, term, err = container.NewConsole(os.Stdin, os.Stdout, p.ConsoleSize)
 		}
+		if err != nil {
+			return failf("exec: %v", err)
+		}
+		defer term.Close()
+		stdio = []*os.File{term, term, term}
 	} else if e.consoleSocket != "" {
 		return failf("exec: --console-socket needs --tty")
 	}
+	// The failures below are printed on a terminal back to normal.
+	fail := func(format string, args ...any) subcommands.ExitStatus {
+		if console != nil {
+			console.Close()
+		}
+		return failf(format, args...)
+	}
 	conn, err := control.Dial(c.ControlPath())
 	if err != nil {
-		return failf("exec: connecting to the sandbox: %v", err)
+		return fail("exec: connecting to the sandbox: %v", err)
 	}
 	fds := []int{int(stdio[0].Fd()), int(stdio[1].Fd()), int(stdio[2].Fd())}
-	if err := conn.Send(&control.Request{Op: &control.Request_Exec{Exec: &control.ExecReq{Process: cp}}}, fds); err != nil {
-		return failf("exec: %v", err)
+	// --preserve-fds: this process's 3, 4, ... become the process's.
+	for i := 0; i < e.preserveFDs; i++ {
+		fds = append(fds, 3+i)
+	}
+	if err := conn.Send(&control.Request{Op: &control.Request_Exec{Exec: &control.ExecReq{Process: cp, Terminal: p.Terminal}}}, fds); err != nil {
+		return fail("exec: %v", err)
 	}
 	resp, err := control.RecvResponse(conn)
 	if err != nil {
-		return failf("exec: %v", err)
+		return fail("exec: %v", err)
 	}
 	pid := resp.GetPid()
 	if !e.detach {
 		if e.pidFile != "" {
 			if err := os.WriteFile(e.pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-				return failf("exec: --pid-file: %v", err)
+				return fail("exec: --pid-file: %v", err)
 			}
 		}
-		ws, err := waitExec(conn, c.ControlPath(), pid)
+		ws, err := waitExec(conn, c.ControlPath(), pid, p.Terminal)
 		if err != nil {
-			return failf("exec: %v", err)
+			return fail("exec: %v", err)
+		}
+		if console != nil {
+			console.Close()
 		}
 		return subcommands.ExitStatus(container.ShellStatus(ws))
 	}
 	// The waiter takes over the connection; the sandbox kills the process
 	// when the waiter's end closes.
 	connFile := os.NewFile(uintptr(conn.FD()), "control")
-	w := exec.Command("/proc/self/exe", "exec-wait", "--conn-fd=3", "--pid="+strconv.Itoa(int(pid)), "--control="+c.ControlPath())
+	w := exec.Command("/proc/self/exe", "exec-wait", "--conn-fd=3", "--pid="+strconv.Itoa(int(pid)), "--control="+c.ControlPath(), "--tty="+strconv.FormatBool(p.Terminal))
 	w.ExtraFiles = []*os.File{connFile}
 	w.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := w.Start(); err != nil {
@@ -256,10 +266,16 @@ var execForwarded = []os.Signal{
 }
 
 // waitExec forwards signals to sandbox process pid until the sandbox
-// reports its exit on conn, and returns its wait status.
-func waitExec(conn *control.Conn, controlPath string, pid int32) (uint32, error) {
+// reports its exit on conn, and returns its wait status. A process with
+// a terminal gets no SIGWINCH from here: its terminal sends its own
+// when the size changes.
+func waitExec(conn *control.Conn, controlPath string, pid int32, terminal bool) (uint32, error) {
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, execForwarded...)
+	for _, sig := range execForwarded {
+		if !(terminal && sig == unix.SIGWINCH) {
+			signal.Notify(sigs, sig)
+		}
+	}
 	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {
@@ -279,6 +295,7 @@ type ExecWait struct {
 	connFD  int
 	pid     int
 	control string
+	tty     bool
 }
 
 func (*ExecWait) Name() string { return "exec-wait" }
@@ -291,13 +308,14 @@ func (w *ExecWait) SetFlags(f *flag.FlagSet) {
 	f.IntVar(&w.connFD, "conn-fd", -1, "control connection the process was started on")
 	f.IntVar(&w.pid, "pid", 0, "the process's sandbox PID")
 	f.StringVar(&w.control, "control", "", "the sandbox's control socket")
+	f.BoolVar(&w.tty, "tty", false, "the process has a terminal")
 }
 
 func (w *ExecWait) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcommands.ExitStatus {
 	if w.connFD < 0 || w.pid <= 0 || w.control == "" {
 		return usagef("exec-wait is started by runsc exec only")
 	}
-	ws, err := waitExec(control.NewConn(w.connFD), w.control, int32(w.pid))
+	ws, err := waitExec(control.NewConn(w.connFD), w.control, int32(w.pid), w.tty)
 	if err != nil {
 		return failf("exec: %v", err)
 	}

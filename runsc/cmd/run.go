@@ -58,6 +58,7 @@ func (c *Run) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomman
 	}
 	if err := ctr.Start(); err != nil {
 		s.Kill()
+		ctr.CloseConsole()
 		_ = ctr.Delete(true)
 		return failf("run: %v", err)
 	}
@@ -66,6 +67,7 @@ func (c *Run) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomman
 		return subcommands.ExitSuccess
 	}
 	status, err := s.Wait()
+	ctr.CloseConsole()
 	if derr := ctr.Delete(true); derr != nil && err == nil {
 		err = derr
 	}

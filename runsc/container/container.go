@@ -116,17 +116,30 @@ func Create(conf *config.Config, id string, opts CreateOptions) (_ *Container, _
 	}
 	defer exitf.Close()
 
-	var term *os.File
 	if spec.Process.Terminal {
-		if opts.ConsoleSocket == "" {
-			return nil, nil, errors.New("process.terminal is set but no --console-socket was given")
+		var term *os.File
+		switch {
+		case opts.ConsoleSocket != "":
+			term, err = SocketConsole(opts.ConsoleSocket, spec.Process.ConsoleSize)
+		case opts.Detach:
+			return nil, nil, errors.New("process.terminal is set but no --console-socket was given (a detached container's terminal goes to one)")
+		default:
+			// runc's foreground terminal: runsc itself shows it.
+			c.console, term, err = NewConsole(opts.Stdio[0], opts.Stdio[1], spec.Process.ConsoleSize)
 		}
-		term, err = setupConsole(opts.ConsoleSocket, spec.Process.ConsoleSize)
 		if err != nil {
 			return nil, nil, err
 		}
 		defer term.Close()
+		if c.console != nil {
+			defer func() {
+				if err != nil {
+					c.CloseConsole()
+				}
+			}()
+		}
 		sopts.Stdio = [3]*os.File{term, term, term}
+		sopts.Args.Terminal = true
 	} else if opts.ConsoleSocket != "" {
 		return nil, nil, errors.New("--console-socket given but process.terminal is false")
 	}
@@ -195,6 +208,15 @@ func Create(conf *config.Config, id string, opts CreateOptions) (_ *Container, _
 		}
 	}
 	return c, s, nil
+}
+
+// CloseConsole restores the caller's terminal after a foreground
+// container with a terminal has ended (nothing without one).
+func (c *Container) CloseConsole() {
+	if c.console != nil {
+		c.console.Close()
+		c.console = nil
+	}
 }
 
 // hooksOf returns one kind of hook from a possibly nil set.

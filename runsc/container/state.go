@@ -82,6 +82,8 @@ type Container struct {
 	dir string
 	// lock is the flock'ed state directory, when held.
 	lock *os.File
+	// console relays the terminal of a foreground runsc run.
+	console *Console
 }
 
 // Dir returns the state directory of id under root.

@@ -23,8 +23,10 @@ import (
 // processes fits; so do argv and environment of an exec up to this size.
 const MaxMessageSize = 1 << 20
 
-// MaxFDs bounds the FDs one packet carries (an exec's stdio).
-const MaxFDs = 3
+// MaxFDs bounds the FDs one packet carries (an exec's stdio and its
+// preserved FDs): the kernel's own limit for one SCM_RIGHTS message
+// (SCM_MAX_FD).
+const MaxFDs = 253
 
 // ErrClosed is returned by Recv when the peer closed the connection.
 var ErrClosed = errors.New("control connection closed")

@@ -533,11 +533,16 @@ func (x *Process) GetNoNewPrivs() bool {
 }
 
 // ExecReq starts a process in the running sandbox. The request carries
-// its stdin, stdout and stderr as three FDs. The process is killed if the
+// its stdin, stdout and stderr as three FDs, then the FDs it gets as 3,
+// 4, ... (runsc exec --preserve-fds). The process is killed if the
 // connection closes before it exits.
 type ExecReq struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Process       *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Process *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	// terminal: the three stdio FDs are one host terminal; the process
+	// gets a new sandbox pseudo-terminal bridged to it as its stdio and
+	// controlling terminal, in a session of its own.
+	Terminal      bool `protobuf:"varint,2,opt,name=terminal,proto3" json:"terminal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -577,6 +582,13 @@ func (x *ExecReq) GetProcess() *Process {
 		return x.Process
 	}
 	return nil
+}
+
+func (x *ExecReq) GetTerminal() bool {
+	if x != nil {
+		return x.Terminal
+	}
+	return false
 }
 
 // WaitReq waits for process pid (0: init) to exit.
@@ -1168,9 +1180,10 @@ const file_control_proto_rawDesc = "" +
 	"\vcap_ambient\x18\x0f \x01(\x04R\n" +
 	"capAmbient\x12 \n" +
 	"\fno_new_privs\x18\x10 \x01(\bR\n" +
-	"noNewPrivs\"=\n" +
+	"noNewPrivs\"Y\n" +
 	"\aExecReq\x122\n" +
-	"\aprocess\x18\x01 \x01(\v2\x18.veil.control.v1.ProcessR\aprocess\"\x1b\n" +
+	"\aprocess\x18\x01 \x01(\v2\x18.veil.control.v1.ProcessR\aprocess\x12\x1a\n" +
+	"\bterminal\x18\x02 \x01(\bR\bterminal\"\x1b\n" +
 	"\aWaitReq\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\x05R\x03pid\"\x0e\n" +
 	"\fProcessesReq\"\n" +
