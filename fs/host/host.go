@@ -57,6 +57,35 @@ func NewFD(hostFD int) (*vfs.FileDescription, error) {
 	return fd, nil
 }
 
+// SameDescription reports whether host FDs a and b are one open file
+// description of a seekable file (a shell's `>log 2>&1`), which must then
+// be one description in the sandbox too, or each would write at its own
+// offset over the other's output. Streams have no offset to share and
+// report false. It moves the shared offset for a moment to find out, so
+// that no host call beyond lseek and fstat is needed.
+func SameDescription(a, b int) bool {
+	var sa, sb unix.Stat_t
+	if unix.Fstat(a, &sa) != nil || unix.Fstat(b, &sb) != nil ||
+		sa.Dev != sb.Dev || sa.Ino != sb.Ino ||
+		(sa.Mode&unix.S_IFMT != unix.S_IFREG && sa.Mode&unix.S_IFMT != unix.S_IFBLK) {
+		return false
+	}
+	off, err := unix.Seek(a, 0, unix.SEEK_CUR)
+	if err != nil {
+		return false
+	}
+	if boff, err := unix.Seek(b, 0, unix.SEEK_CUR); err != nil || boff != off {
+		return false
+	}
+	probe := off + 1
+	if _, err := unix.Seek(a, probe, unix.SEEK_SET); err != nil {
+		return false
+	}
+	boff, err := unix.Seek(b, 0, unix.SEEK_CUR)
+	unix.Seek(a, off, unix.SEEK_SET)
+	return err == nil && boff == probe
+}
+
 // hostFile is a donated FD.
 type hostFile struct {
 	vfs.FileDescriptionDefaultImpl

@@ -143,3 +143,32 @@ func TestHostTTYIoctls(t *testing.T) {
 		t.Fatalf("tty mode %o", st.Mode)
 	}
 }
+
+func TestSameDescription(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	a, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(a)
+	dup, _ := unix.Dup(a)
+	defer unix.Close(dup)
+	other, _ := unix.Open(p, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	defer unix.Close(other)
+	if !SameDescription(a, dup) {
+		t.Error("a dup is not the same description")
+	}
+	if SameDescription(a, other) {
+		t.Error("a second open of the file is the same description")
+	}
+	if off, _ := unix.Seek(a, 0, unix.SEEK_CUR); off != 0 {
+		t.Errorf("offset left at %d", off)
+	}
+	var pp [2]int
+	unix.Pipe2(pp[:], unix.O_CLOEXEC)
+	defer unix.Close(pp[0])
+	defer unix.Close(pp[1])
+	if SameDescription(pp[1], pp[1]) {
+		t.Error("a pipe has an offset to share")
+	}
+}

@@ -254,6 +254,16 @@ func installStdio(ctx context.Context, fdt *vfs.FDTable, fds [3]int) error {
 // also when an earlier one failed; negative ones are skipped.
 func installFDs(ctx context.Context, fdt *vfs.FDTable, first int32, fds []int) error {
 	var firstErr error
+	type installed struct {
+		hfd  int
+		file *vfs.FileDescription
+	}
+	var done []installed
+	defer func() {
+		for _, d := range done {
+			d.file.DecRef(ctx)
+		}
+	}()
 	for i, hfd := range fds {
 		if hfd < 0 {
 			continue
@@ -262,15 +272,27 @@ func installFDs(ctx context.Context, fdt *vfs.FDTable, first int32, fds []int) e
 			unix.Close(hfd)
 			continue
 		}
-		file, err := host.NewFD(hfd)
-		if err != nil {
-			unix.Close(hfd)
-			firstErr = fmt.Errorf("FD %d: %w", first+int32(i), err)
-			continue
+		var file *vfs.FileDescription
+		// Host FDs that are one description (2>&1 onto a file) stay one.
+		for _, d := range done {
+			if host.SameDescription(d.hfd, hfd) {
+				unix.Close(hfd)
+				file = d.file
+				file.IncRef()
+				hfd = d.hfd
+				break
+			}
 		}
-		err = fdt.NewFDAt(ctx, first+int32(i), file, vfs.FDFlags{}, 1024)
-		file.DecRef(ctx)
-		if err != nil {
+		if file == nil {
+			var err error
+			if file, err = host.NewFD(hfd); err != nil {
+				unix.Close(hfd)
+				firstErr = fmt.Errorf("FD %d: %w", first+int32(i), err)
+				continue
+			}
+		}
+		done = append(done, installed{hfd, file})
+		if err := fdt.NewFDAt(ctx, first+int32(i), file, vfs.FDFlags{}, 1024); err != nil {
 			firstErr = err
 		}
 	}
