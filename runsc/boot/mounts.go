@@ -267,12 +267,16 @@ func (b *mountBuilder) specMount(m Mount) error {
 	}
 	switch m.Type {
 	case "tmpfs":
+		data, copyUp := withoutOption(data, "tmpcopyup")
 		opts, err := tmpfsOptions(data, b.mf.Size())
 		if err != nil {
 			return err
 		}
 		if path.Clean(m.Destination) == "/dev" {
 			return b.mountDev(flags)
+		}
+		if copyUp {
+			return b.mountCopyUp(m.Destination, b.tmpfs(opts), data, flags)
 		}
 		return b.mountAt(m.Destination, b.tmpfs(opts), true, flags)
 	case "proc":
