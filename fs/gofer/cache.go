@@ -12,9 +12,19 @@ import (
 )
 
 // pageCache is the memmap.Mappable of a gofer file: its pages live in the
-// memory file, filled by pread from a host FD of the file. Translations are
-// never writable: private mappings copy on write in the memory manager, and
-// shared writable mappings are refused by ConfigureMMap.
+// memory file, filled by pread from a host FD of the file. Private mappings
+// copy on write in the memory manager and only ever read here. Shared
+// writable mappings write into the cached pages themselves: a page handed
+// out writable is dirty, newer than the host file, until it is written back
+// (fsync, msync, the last writable mapping going away). Until then the
+// cache, not the host file, holds the file's contents for those pages: FD
+// reads see dirty pages over what pread returned (readv), and FD writes go
+// to the host file and into cached pages under mu (pwritev), so a write-back
+// never puts older bytes over a newer write.
+//
+// Coherence is per cache, and a cache is per inode: a second name for the
+// file (a hard link) made into another inode has a cache of its own, as has
+// a file mapped again after its inode was evicted while still mapped.
 type pageCache struct {
 	mf *memory.File
 	fd int // host FD filled from; closed when the last reference goes
@@ -24,6 +34,16 @@ type pageCache struct {
 	pages    map[uint64]uint64
 	mappings map[mappingKey]struct{}
 	refs     int64
+	// dirty holds the pages handed out writable since they were last
+	// written back with no writable mapping left.
+	dirty map[uint64]struct{}
+	// writable counts the bytes of shared writable mappings (pieces of a
+	// split mapping are removed one by one, so bytes, not calls, balance).
+	writable uint64
+	// wbLimit caps write-back below a size being truncated to, so that no
+	// dirty page past it lands in the host file between the truncation
+	// and truncate dropping the page.
+	wbLimit uint64
 }
 
 type mappingKey struct {
@@ -33,16 +53,16 @@ type mappingKey struct {
 }
 
 func newPageCache(mf *memory.File, fd int) *pageCache {
-	return &pageCache{mf: mf, fd: fd, pages: map[uint64]uint64{}, mappings: map[mappingKey]struct{}{}, refs: 1}
+	return &pageCache{mf: mf, fd: fd, pages: map[uint64]uint64{}, mappings: map[mappingKey]struct{}{},
+		dirty: map[uint64]struct{}{}, refs: 1, wbLimit: noLimit}
 }
 
 const pageSize = hostarch.PageSize
 
+const noLimit = ^uint64(0)
+
 // Translate implements memmap.Mappable.
 func (c *pageCache) Translate(off, length uint64, at hostarch.AccessType) ([]memmap.Translation, error) {
-	if at.Write {
-		return nil, unix.EACCES
-	}
 	var st unix.Stat_t
 	if err := unix.Fstat(c.fd, &st); err != nil {
 		return nil, unix.EIO
@@ -64,8 +84,10 @@ func (c *pageCache) Translate(off, length uint64, at hostarch.AccessType) ([]mem
 	if c.refs <= 0 {
 		return nil, unix.EFAULT
 	}
+	if at.Write && c.writable == 0 {
+		return nil, unix.EACCES
+	}
 	var out []memmap.Translation
-	perms := hostarch.AccessType{Read: true, Execute: true}
 	for p := start; p < end; p += pageSize {
 		fo, ok := c.pages[p]
 		if !ok {
@@ -77,7 +99,16 @@ func (c *pageCache) Translate(off, length uint64, at hostarch.AccessType) ([]mem
 				return nil, err
 			}
 		}
-		if n := len(out); n > 0 && out[n-1].FileOffset+out[n-1].Length == fo && out[n-1].Offset+out[n-1].Length == p {
+		// A page is writable only once asked for a write (and then
+		// dirty), so that a clean page is written to through a fault.
+		perms := hostarch.AccessType{Read: true, Execute: true}
+		if at.Write {
+			c.dirty[p] = struct{}{}
+		}
+		if _, ok := c.dirty[p]; ok && c.writable > 0 {
+			perms.Write = true
+		}
+		if n := len(out); n > 0 && out[n-1].FileOffset+out[n-1].Length == fo && out[n-1].Offset+out[n-1].Length == p && out[n-1].Perms == perms {
 			out[n-1].Length += pageSize
 			continue
 		}
@@ -124,45 +155,184 @@ func (c *pageCache) readPage(p, fo uint64) error {
 	return nil
 }
 
-// refresh re-reads cached pages overlapping [off, off+n) after a write
-// through an FD, so mappings see it as they would on Linux.
-func (c *pageCache) refresh(off, n uint64) {
+// pwritev writes bufs to the host file at off and copies what was written
+// into the cached pages it covers, so that mappings see it as they would on
+// Linux; mu keeps a write-back from landing between the two.
+func (c *pageCache) pwritev(fd int, bufs [][]byte, off int64) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for p := off &^ (pageSize - 1); p < off+n; p += pageSize {
-		if fo, ok := c.pages[p]; ok {
-			c.readPage(p, fo)
+	n, err := unix.Pwritev(fd, bufs, off)
+	if n <= 0 {
+		return n, err
+	}
+	pos, left := uint64(off), n
+	for _, b := range bufs {
+		b = b[:min(len(b), left)]
+		c.copyLocked(pos, b, true)
+		pos += uint64(len(b))
+		if left -= len(b); left == 0 {
+			break
 		}
+	}
+	return n, err
+}
+
+// readv fixes up what pread put in bufs (n bytes read at off) with the
+// cache's dirty pages, which are newer than the host file.
+func (c *pageCache) readv(bufs [][]byte, off int64, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.dirty) == 0 {
+		return
+	}
+	pos, left := uint64(off), n
+	for _, b := range bufs {
+		if left == 0 {
+			break
+		}
+		b = b[:min(len(b), left)]
+		c.copyLocked(pos, b, false)
+		pos += uint64(len(b))
+		left -= len(b)
 	}
 }
 
-// truncate drops pages at or past size and makes mappings forget them.
-func (c *pageCache) truncate(size uint64) {
+// copyLocked copies b to (in) or from the cached pages over file offset
+// off: all cached pages when in, only dirty ones when not.
+func (c *pageCache) copyLocked(off uint64, b []byte, in bool) {
+	for len(b) > 0 {
+		p := off &^ (pageSize - 1)
+		k := min(uint64(len(b)), p+pageSize-off)
+		fo, ok := c.pages[p]
+		if _, dirty := c.dirty[p]; ok && (in || dirty) {
+			if page, err := c.mf.MapInternal(fo, pageSize); err == nil {
+				if in {
+					copy(page[off-p:], b[:k])
+				} else {
+					copy(b[:k], page[off-p:])
+				}
+			}
+		}
+		b, off = b[k:], off+k
+	}
+}
+
+// writeBack writes the dirty pages overlapping [off, off+n) to the host
+// file, up to its size (and wbLimit). A page stays dirty while writable
+// mappings can still change it; with none left, written-back pages are
+// clean again.
+func (c *pageCache) writeBack(off, n uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	keep := (size + pageSize - 1) &^ (pageSize - 1)
-	for k := range c.mappings {
-		end := k.off + k.ar.Length()
-		if end <= keep {
+	return c.writeBackLocked(off, n)
+}
+
+func (c *pageCache) writeBackLocked(off, n uint64) error {
+	if len(c.dirty) == 0 || c.fd < 0 {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(c.fd, &st); err != nil {
+		return unix.EIO
+	}
+	size := min(uint64(st.Size), c.wbLimit)
+	end := off + n
+	if end < off {
+		end = noLimit
+	}
+	var firstErr error
+	for p := range c.dirty {
+		if p+pageSize <= off || p >= end {
 			continue
 		}
+		if p < size {
+			if err := c.writePageLocked(p, min(pageSize, size-p)); err != nil && firstErr == nil {
+				firstErr = err
+				continue
+			}
+		}
+		if c.writable == 0 {
+			delete(c.dirty, p)
+		}
+	}
+	return firstErr
+}
+
+// writePageLocked writes the first n bytes of cached page p to the file.
+func (c *pageCache) writePageLocked(p, n uint64) error {
+	fo, ok := c.pages[p]
+	if !ok {
+		return nil
+	}
+	b, err := c.mf.MapInternal(fo, n)
+	if err != nil {
+		return unix.EIO
+	}
+	for len(b) > 0 {
+		w, err := unix.Pwrite(c.fd, b, int64(p)+int64(n)-int64(len(b)))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return unix.EIO
+		}
+		b = b[w:]
+	}
+	return nil
+}
+
+// SyncRange implements memmap.Syncer (msync(2)).
+func (c *pageCache) SyncRange(off, n uint64) error { return c.writeBack(off, n) }
+
+// limitWriteBack caps write-back below size while a truncation to size is
+// under way (noLimit lifts the cap).
+func (c *pageCache) limitWriteBack(size uint64) {
+	c.mu.Lock()
+	c.wbLimit = size
+	c.mu.Unlock()
+}
+
+// truncate drops pages at or past size and makes mappings forget them.
+// The pages leave the cache first, mappings are invalidated without mu
+// held (Translate takes mu under the memory manager's pagesMu, which
+// Invalidate takes), and only then are the pages freed, so that no address
+// space maps a freed page.
+func (c *pageCache) truncate(size uint64) {
+	c.mu.Lock()
+	keep := (size + pageSize - 1) &^ (pageSize - 1)
+	var inval []mappingKey
+	for k := range c.mappings {
+		if k.off+k.ar.Length() > keep {
+			inval = append(inval, k)
+		}
+	}
+	var dropped []uint64
+	for p, fo := range c.pages {
+		if p >= keep {
+			dropped = append(dropped, fo)
+			delete(c.pages, p)
+			delete(c.dirty, p)
+		}
+	}
+	// The partial last page holds zeros past EOF, as the host file now
+	// does; what precedes EOF is kept, dirty or not.
+	if in := size % pageSize; in != 0 {
+		if fo, ok := c.pages[size-in]; ok {
+			if b, err := c.mf.MapInternal(fo+in, pageSize-in); err == nil {
+				clear(b)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, k := range inval {
 		start := max(k.off, keep)
 		k.ms.Invalidate(hostarch.AddrRange{
 			Start: k.ar.Start + hostarch.Addr(start-k.off),
 			End:   k.ar.End,
 		})
 	}
-	for p, fo := range c.pages {
-		if p >= keep {
-			c.mf.DecRef(fo, pageSize)
-			delete(c.pages, p)
-		}
-	}
-	// The partial last page is re-read so it holds zeros past EOF.
-	if size%pageSize != 0 {
-		if fo, ok := c.pages[size&^(pageSize-1)]; ok {
-			c.readPage(size&^(pageSize-1), fo)
-		}
+	for _, fo := range dropped {
+		c.mf.DecRef(fo, pageSize)
 	}
 }
 
@@ -170,14 +340,25 @@ func (c *pageCache) truncate(size uint64) {
 func (c *pageCache) AddMapping(ms memmap.MappingSpace, ar hostarch.AddrRange, off uint64, writable bool) {
 	c.mu.Lock()
 	c.mappings[mappingKey{ms, ar, off}] = struct{}{}
+	if writable {
+		c.writable += ar.Length()
+	}
 	c.mu.Unlock()
 }
 
-// RemoveMapping implements memmap.Mappable.
+// RemoveMapping implements memmap.Mappable. When the last writable mapping
+// goes, dirty pages are written back: nothing can change them any more,
+// and the sandbox may end before anything else would write them.
 func (c *pageCache) RemoveMapping(ms memmap.MappingSpace, ar hostarch.AddrRange, off uint64, writable bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	delete(c.mappings, mappingKey{ms, ar, off})
-	c.mu.Unlock()
+	if writable {
+		c.writable -= min(c.writable, ar.Length())
+		if c.writable == 0 {
+			c.writeBackLocked(0, noLimit)
+		}
+	}
 }
 
 // IncRef implements memmap.Mappable.
@@ -196,6 +377,7 @@ func (c *pageCache) DecRef() {
 	if c.refs > 0 {
 		return
 	}
+	c.writeBackLocked(0, noLimit) // only pages a failed write-back left
 	for p, fo := range c.pages {
 		c.mf.DecRef(fo, pageSize)
 		delete(c.pages, p)

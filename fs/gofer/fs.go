@@ -189,6 +189,10 @@ func (i *inode) SetStat(ctx context.Context, opts vfs.SetStatOptions) error {
 		r.Mask |= proto.SetStatMtime
 		r.Mtime = &proto.Timespec{Sec: opts.Mtime.Sec, Nsec: int64(opts.Mtime.Nsec)}
 	}
+	if c := i.currentCache(r.Mask&proto.SetStatSize != 0); c != nil {
+		c.limitWriteBack(uint64(r.Size))
+		defer c.limitWriteBack(noLimit)
+	}
 	err := i.withHandle(func(h uint32) error {
 		if err := i.fs.client.SetStat(h, r); err != nil {
 			return err

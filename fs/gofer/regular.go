@@ -33,6 +33,7 @@ func (f *regularFD) Read(ctx context.Context, dst usermem.IOSequence, off int64)
 		return 0, unix.EINVAL
 	}
 	pos := off
+	c := f.inode.currentCache(!f.inode.fs.client.ReadOnly)
 	n, err := dst.ReadFrom(func(bufs [][]byte) (int64, error) {
 		for {
 			n, err := unix.Preadv(f.fd, bufs, pos)
@@ -40,6 +41,9 @@ func (f *regularFD) Read(ctx context.Context, dst usermem.IOSequence, off int64)
 				continue
 			}
 			if n > 0 {
+				if c != nil {
+					c.readv(bufs, pos, n)
+				}
 				pos += int64(n)
 			}
 			return int64(max(n, 0)), linuxerr.FromHost(err)
@@ -69,9 +73,16 @@ func (f *regularFD) Write(ctx context.Context, src usermem.IOSequence, off int64
 		return 0, off, unix.EINVAL
 	}
 	pos := off
+	c := f.inode.currentCache(!f.inode.fs.client.ReadOnly)
 	n, err := src.WriteTo(func(bufs [][]byte) (int64, error) {
 		for {
-			n, err := unix.Pwritev(f.fd, bufs, pos)
+			var n int
+			var err error
+			if c != nil {
+				n, err = c.pwritev(f.fd, bufs, pos)
+			} else {
+				n, err = unix.Pwritev(f.fd, bufs, pos)
+			}
 			if err == unix.EINTR {
 				continue
 			}
@@ -82,7 +93,6 @@ func (f *regularFD) Write(ctx context.Context, src usermem.IOSequence, off int64
 		}
 	})
 	if n > 0 {
-		f.cacheRefresh(uint64(off), uint64(n))
 		f.keepSetID(ctx)
 		err = nil
 	}
@@ -106,14 +116,6 @@ func (f *regularFD) keepSetID(ctx context.Context) {
 	f.inode.SetStat(ctx, vfs.SetStatOptions{Mask: unix.STATX_MODE, Mode: mode & 0o7777})
 }
 
-// cacheRefresh keeps mapped pages coherent with a write through the FD.
-func (f *regularFD) cacheRefresh(off, n uint64) {
-	c := f.inode.currentCache(!f.inode.fs.client.ReadOnly)
-	if c != nil {
-		c.refresh(off, n)
-	}
-}
-
 // Stat implements vfs.FileDescriptionImpl; the open FD is the freshest
 // source.
 func (f *regularFD) Stat(ctx context.Context) (vfs.Statx, error) {
@@ -131,19 +133,25 @@ func (f *regularFD) SetStat(ctx context.Context, opts vfs.SetStatOptions) error 
 	return f.inode.SetStat(ctx, opts)
 }
 
-// Sync implements vfs.FileDescriptionImpl.
+// Sync implements vfs.FileDescriptionImpl: pages written through shared
+// mappings go to the host file first.
 func (f *regularFD) Sync(context.Context) error {
+	if c := f.inode.currentCache(!f.inode.fs.client.ReadOnly); c != nil {
+		if err := c.writeBack(0, noLimit); err != nil {
+			return err
+		}
+	}
 	return linuxerr.FromHost(unix.Fsync(f.fd))
 }
 
 // ConfigureMMap implements vfs.FileDescriptionImpl: mappings are served
-// from a page cache in the memory file filled from the host file.
+// from a page cache in the memory file filled from the host file, which
+// shared writable mappings write into (cache.go).
 func (f *regularFD) ConfigureMMap(ctx context.Context, opts *memmap.MMapOpts) error {
-	if !opts.Private && opts.Perms.Write {
-		// Shared writable mappings would need write-back; not yet.
-		return unix.ENODEV
-	}
-	if !opts.Private {
+	if !opts.Private && f.inode.fs.client.ReadOnly {
+		if opts.Perms.Write {
+			return unix.EACCES
+		}
 		opts.MaxPerms.Write = false
 	}
 	c, err := f.inode.mappable(f.fd)

@@ -37,6 +37,13 @@ type Mappable interface {
 	DecRef()
 }
 
+// Syncer is a Mappable whose shared pages are a cache of a backing store
+// they are written back to; msync(MS_SYNC) asks it to write back the dirty
+// pages of [off, off+length) now.
+type Syncer interface {
+	SyncRange(off, length uint64) error
+}
+
 // MMapOpts describe a mapping being created (mmap(2)).
 type MMapOpts struct {
 	Length    uint64

@@ -562,9 +562,10 @@ func (m *MemoryManager) Brk(addr hostarch.Addr) hostarch.Addr {
 	return addr
 }
 
-// MSync implements msync(2)'s checks. Shared file memory lives in the
-// memory file, whose owner writes it back, so there is nothing to flush
-// here.
+// MSync implements msync(2). Shared memory lives in the memory file; with
+// MS_SYNC a Mappable that caches a backing store (memmap.Syncer) writes
+// the range back. MS_ASYNC has nothing to start, as on Linux, where dirty
+// pages are tracked anyway.
 func (m *MemoryManager) MSync(addr hostarch.Addr, length uint64, flags int) error {
 	if flags&^(MS_ASYNC|MS_INVALIDATE|MS_SYNC) != 0 || !addr.IsPageAligned() ||
 		(flags&MS_ASYNC != 0 && flags&MS_SYNC != 0) {
@@ -581,16 +582,43 @@ func (m *MemoryManager) MSync(addr hostarch.Addr, length uint64, flags int) erro
 	if end == addr {
 		return nil
 	}
+	type syncRange struct {
+		s        memmap.Syncer
+		off, len uint64
+	}
+	var syncs []syncRange
 	m.mappingMu.RLock()
-	defer m.mappingMu.RUnlock()
 	if flags&MS_INVALIDATE != 0 {
 		for _, v := range m.overlappingLocked(addr, end) {
 			if v.locked {
+				m.mappingMu.RUnlock()
 				return unix.EBUSY
 			}
 		}
 	}
-	return m.holesLocked(addr, end)
+	if err := m.holesLocked(addr, end); err != nil {
+		m.mappingMu.RUnlock()
+		return err
+	}
+	if flags&MS_SYNC != 0 {
+		for _, v := range m.overlappingLocked(addr, end) {
+			if s, ok := v.mappable.(memmap.Syncer); ok && !v.private {
+				start, stop := max(v.start, addr), min(v.end, end)
+				v.mappable.IncRef()
+				syncs = append(syncs, syncRange{s, v.offAt(start), uint64(stop - start)})
+			}
+		}
+	}
+	m.mappingMu.RUnlock()
+	// Written back without mappingMu: it is host I/O.
+	var err error
+	for _, r := range syncs {
+		if e := r.s.SyncRange(r.off, r.len); e != nil && err == nil {
+			err = e
+		}
+		r.s.(memmap.Mappable).DecRef()
+	}
+	return err
 }
 
 // MLock implements mlock(2)/mlock2(2): all memory stays resident here, so

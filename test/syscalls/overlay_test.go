@@ -12,7 +12,7 @@ import (
 // fileProgramNames are the programs that work in a directory of their own
 // (TEST_TMPDIR) and test file semantics. TestSandboxRootFS runs them there
 // on the sandbox's root filesystem rather than its /tmp tmpfs.
-var fileProgramNames = []string{"files", "locks", "openflags", "paths", "perms", "rename", "xattr"}
+var fileProgramNames = []string{"files", "locks", "mmapshared", "openflags", "paths", "perms", "rename", "xattr"}
 
 // rootOverlays are the root media the file programs run on: the default
 // overlay (files created in memory over a host directory) and none (every

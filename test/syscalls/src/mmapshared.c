@@ -110,8 +110,26 @@ int main(void)
 	m[5000] = 'z';
 	CHECK(pread(fd, buf, 1, 5000) == 1 && buf[0] == 'z', "store into the regrown page reaches the file");
 
+	/* Stores reach the file itself: msync(MS_SYNC), then unmapping,
+	 * make them visible through another name for it. */
+	char link_path[600];
+	snprintf(link_path, sizeof link_path, "%s.link", path);
+	unlink(link_path);
+	CHECK(link(path, link_path) == 0, "hard link to the mapped file");
+	memcpy(m + 600, "synced", 6);
+	CHECK(msync(m, 4096, MS_SYNC) == 0, "msync after a store");
+	int lf = open(link_path, O_RDONLY);
+	CHECK(lf >= 0 && pread(lf, buf, 6, 600) == 6 && memcmp(buf, "synced", 6) == 0,
+	      "msync'd store read through the hard link");
+	close(lf);
+	memcpy(m + 700, "unmapped", 8);
 	munmap(m, 8192);
 	close(fd);
+	lf = open(link_path, O_RDONLY);
+	CHECK(lf >= 0 && pread(lf, buf, 8, 700) == 8 && memcmp(buf, "unmapped", 8) == 0,
+	      "store before munmap read through the hard link");
+	close(lf);
+	unlink(link_path);
 	unlink(path);
 	return check_summary();
 }
