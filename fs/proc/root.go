@@ -31,6 +31,10 @@ const (
 	inoSwaps
 	inoPartitions
 	inoSys
+	inoSysvipc
+	inoSysvipcShm
+	inoSysvipcMsg
+	inoSysvipcSem
 	// inoSysBase and on: /proc/sys (sys.go); inoNetBase: /proc/net.
 	inoSysBase = 1 << 10
 	inoNetBase = 2 << 10
@@ -64,6 +68,11 @@ func (fs *Filesystem) rootEntries(ctx context.Context) []entry {
 		{"swaps", constFile(inoSwaps, "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n")},
 		{"partitions", constFile(inoPartitions, "major minor  #blocks  name\n\n")},
 		{"sys", func() vfs.Inode { return fs.sysDir() }},
+		{"sysvipc", dir(inoSysvipc, fixedEntries([]entry{
+			{"msg", textFile(inoSysvipcMsg, 0444, func(context.Context) (string, error) { return fs.k.IPC().MsgText(), nil })},
+			{"sem", textFile(inoSysvipcSem, 0444, func(context.Context) (string, error) { return fs.k.IPC().SemText(), nil })},
+			{"shm", textFile(inoSysvipcShm, 0444, func(context.Context) (string, error) { return fs.k.IPC().ShmText(), nil })},
+		}))},
 	}
 	for _, tg := range fs.k.ProcessList() {
 		pid := tg.ID()

@@ -58,6 +58,7 @@ func (fs *Filesystem) sysDir() vfs.Inode {
 		{"uuid", textFile(next(), 0444, func(context.Context) (string, error) { return newUUID() + "\n", nil })},
 	}
 	hostname := next()
+	lim := fs.k.IPC().Limits()
 	kern := []entry{
 		{"cap_last_cap", val(strconv.Itoa(auth.CAP_LAST_CAP))},
 		{"domainname", val("(none)")},
@@ -66,6 +67,9 @@ func (fs *Filesystem) sysDir() vfs.Inode {
 				return []byte(fs.k.Hostname() + "\n"), nil
 			}, write: fs.writeHostname}
 		}},
+		{"msgmax", val(strconv.Itoa(int(lim.MsgMax)))},
+		{"msgmnb", val(strconv.Itoa(int(lim.MsgMNB)))},
+		{"msgmni", val(strconv.Itoa(int(lim.MsgMNI)))},
 		{"ngroups_max", val(strconv.Itoa(ngroupsMax))},
 		{"osrelease", val(kernel.Release)},
 		{"ostype", val("Linux")},
@@ -73,6 +77,10 @@ func (fs *Filesystem) sysDir() vfs.Inode {
 		{"overflowuid", val(strconv.Itoa(overflowID))},
 		{"pid_max", val(strconv.Itoa(pidMax))},
 		{"random", dir(next(), fixedEntries(random))},
+		{"sem", val(fmt.Sprintf("%d\t%d\t%d\t%d", lim.SemMSL, lim.SemMNS, lim.SemOPM, lim.SemMNI))},
+		{"shmall", val(strconv.FormatUint(lim.ShmAll, 10))},
+		{"shmmax", val(strconv.FormatUint(lim.ShmMax, 10))},
+		{"shmmni", val(strconv.FormatUint(lim.ShmMNI, 10))},
 		{"version", val(kernel.Version)},
 	}
 	vm := []entry{

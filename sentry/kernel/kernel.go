@@ -21,6 +21,7 @@ import (
 	"github.com/veil-sandbox/veil/platform"
 	"github.com/veil-sandbox/veil/sentry/arch"
 	"github.com/veil-sandbox/veil/sentry/kernel/auth"
+	"github.com/veil-sandbox/veil/sentry/kernel/ipc"
 	"github.com/veil-sandbox/veil/sentry/memory"
 )
 
@@ -77,6 +78,9 @@ type Kernel struct {
 
 	// console is what /dev/console opens (tty.go).
 	console atomic.Pointer[TTY]
+
+	// ipc is the sandbox's System V IPC namespace (ipc.go).
+	ipc *ipc.Namespace
 }
 
 // New returns a kernel with no tasks.
@@ -92,6 +96,7 @@ func New(cfg Config) *Kernel {
 	}
 	return &Kernel{
 		Config: cfg,
+		ipc:    newIPCNamespace(cfg.MemoryFile),
 		tasks:  make(map[ThreadID]*Task),
 		tgs:    make(map[ThreadID]*ThreadGroup),
 		start:  time.Now(),

@@ -368,6 +368,8 @@ func (tg *ThreadGroup) groupExitLocked() {
 	if !tg.exiting {
 		tg.exiting = true
 	}
+	// SEM_UNDO before the parent can see the exit.
+	k.ipc.ExitProcess(tg, int32(tg.id))
 	tg.stopping = false
 	if tg.itimerReal != nil {
 		tg.itimerReal.Stop()
