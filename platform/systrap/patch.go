@@ -35,6 +35,15 @@ import (
 //     to it (or a thread stopped just before it) still runs a real,
 //     trapping syscall, and a restarted syscall (rip moved back two bytes)
 //     runs it too. No instruction boundary of the original code moves.
+//   - glibc's read(2), whose number is set by `xor %eax,%eax` (two bytes,
+//     too few for a jump), when it is glibc's single-threaded fast path:
+//     `cmpb $0, X(%rip); je L; xor %eax,%eax; syscall` (80 3d d32 00, 74
+//     rel8, 31 c0, 0f 05). The cmpb, one whole instruction of seven bytes,
+//     becomes `jmp rel32` and two int3s nothing can reach (they were the
+//     inside of an instruction); the je, the xor and the syscall stay, so
+//     code that jumps to any of them runs exactly what it did. The record
+//     does the cmpb (its displacement re-aimed at X), the je to L (as a
+//     je rel32), the xor, and then hands over syscall 0.
 //   - Only in a private, executable, non-writable file mapping, and the
 //     bytes are written by the sentry's memory manager into the address
 //     space's own copy of the page (copy-on-write), never into the file
@@ -83,9 +92,39 @@ const (
 type siteKey struct {
 	site uint64
 	nr   uint32
+	// disp and rel8 are the read pattern's (readNR only).
+	disp int32
+	rel8 int8
 }
 
 const dynamicNR = ^uint32(0)
+
+// readNR marks a record for glibc's read pattern (readCode); its site
+// field is the address of the cmpb, and disp/rel8 are that cmpb's
+// displacement and the je's, so the record can be rebuilt from the key.
+const readNR = ^uint32(0) - 1
+
+// readCode is the read pattern with its cmpb displacement and je offset
+// zeroed (they vary), 13 bytes ending with the syscall.
+var readCode = []byte{0x80, 0x3d, 0, 0, 0, 0, 0x00, 0x74, 0, 0x31, 0xc0, 0x0f, 0x05}
+
+// matchRead reports whether b (13 bytes) is the read pattern, and its
+// displacement and je offset.
+func matchRead(b []byte) (disp int32, rel8 int8, ok bool) {
+	if len(b) != len(readCode) || b[0] != 0x80 || b[1] != 0x3d || b[6] != 0 || b[7] != 0x74 ||
+		!bytes.Equal(b[9:], readCode[9:]) {
+		return 0, 0, false
+	}
+	return int32(binary.LittleEndian.Uint32(b[2:])), int8(b[8]), true
+}
+
+// recordLen is how many bytes of the trampoline region a record takes.
+func recordLen(nr uint32) uint64 {
+	if nr == readNR {
+		return 2 * recordSize
+	}
+	return recordSize
+}
 
 // syscall3Code is the syscall(3) pattern: mov 8(%rsp), %r9; syscall.
 var syscall3Code = []byte{0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05}
@@ -127,24 +166,32 @@ func (ps *patchState) init() {
 
 // recordFor returns the record address for (site, nr), allocating one
 // within reach of the site; ok is false if there is none.
-func (ps *patchState) recordFor(site uint64, nr uint32) (uint64, bool) {
+func (ps *patchState) recordFor(k siteKey) (uint64, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	k := siteKey{site, nr}
+	site := k.site
 	if r, ok := ps.bySite[k]; ok {
 		return r, true
 	}
 	if len(ps.bySite) >= maxRecords {
 		return 0, false
 	}
+	size := recordLen(k.nr)
+	// A record never straddles a page: each page is installed alone.
+	fit := func(next uint64) uint64 {
+		if next&0xfff+size > 0x1000 {
+			return (next + 0xfff) &^ 0xfff
+		}
+		return next
+	}
 	var r uint64
 	switch {
-	case ps.highNext+recordSize <= trampHighBase+trampHighSize && reachable(site, ps.highNext):
-		r = ps.highNext
-		ps.highNext += recordSize
-	case ps.lowStart != 0 && ps.lowNext+recordSize <= minAppAddr && reachable(site, ps.lowNext):
-		r = ps.lowNext
-		ps.lowNext += recordSize
+	case fit(ps.highNext)+size <= trampHighBase+trampHighSize && reachable(site, fit(ps.highNext)):
+		r = fit(ps.highNext)
+		ps.highNext = r + size
+	case ps.lowStart != 0 && fit(ps.lowNext)+size <= minAppAddr && reachable(site, fit(ps.lowNext)):
+		r = fit(ps.lowNext)
+		ps.lowNext = r + size
 	default:
 		return 0, false
 	}
@@ -167,48 +214,93 @@ func reachable(site, record uint64) bool {
 	return d > -(1<<31)+64 && d < (1<<31)-64
 }
 
-// originalCode is a site's pattern: mov $nr, %eax; syscall, or
-// syscall3Code for dynamicNR.
-func originalCode(nr uint32) []byte {
-	if nr == dynamicNR {
+// originalCode is a site's pattern: mov $nr, %eax; syscall, syscall3Code
+// for dynamicNR, or the read pattern for readNR.
+func originalCode(k siteKey) []byte {
+	nr := k.nr
+	switch nr {
+	case dynamicNR:
 		return syscall3Code
+	case readNR:
+		b := bytes.Clone(readCode)
+		binary.LittleEndian.PutUint32(b[2:], uint32(k.disp))
+		b[8] = byte(k.rel8)
+		return b
 	}
 	b := []byte{0xb8, 0, 0, 0, 0, 0x0f, 0x05}
 	binary.LittleEndian.PutUint32(b[1:], nr)
 	return b
 }
 
-// patchedCode is what the site's first five bytes become.
-func patchedCode(site, record uint64) []byte {
+// patchedCode is what the site's first five bytes become (seven for the
+// read pattern's cmpb: the jump and two int3s).
+func patchedCode(k siteKey, record uint64) []byte {
 	b := []byte{0xe9, 0, 0, 0, 0}
-	binary.LittleEndian.PutUint32(b[1:], uint32(int32(int64(record)-int64(site+5))))
+	binary.LittleEndian.PutUint32(b[1:], uint32(int32(int64(record)-int64(k.site+5))))
+	if k.nr == readNR {
+		b = append(b, 0xcc, 0xcc)
+	}
 	return b
 }
 
-// recordCode is a record at r for (site, nr):
+// rel32 is the displacement from next (the address after an instruction)
+// to target, and whether it fits.
+func rel32(target, next uint64) (uint32, bool) {
+	d := int64(target) - int64(next)
+	return uint32(int32(d)), d >= -(1<<31) && d < 1<<31
+}
+
+// recordCode is the record at r for k, or nil if a target of the read
+// pattern is out of the record's reach:
 //
 //	mov $nr, %r11d                 or   mov 8(%rsp), %r9; mov %rax, %r11
-//	lea site+7(%rip), %rcx
+//	                               or   cmpb $0, X(%rip); je L; xor %r11d, %r11d; xor %eax, %eax
+//	lea <after the syscall>(%rip), %rcx
 //	jmp *fastEntry
-func recordCode(r, site uint64, nr uint32) []byte {
-	b := make([]byte, recordSize)
+func recordCode(r uint64, k siteKey) []byte {
+	size := recordLen(k.nr)
+	b := make([]byte, size)
 	for i := range b {
 		b[i] = 0xcc
 	}
 	le := binary.LittleEndian
 	n := 0
-	if nr == dynamicNR {
+	after := k.site + 7 // the address after the syscall instruction
+	switch k.nr {
+	case dynamicNR:
 		n += copy(b, syscall3Code[:5])
 		n += copy(b[n:], []byte{0x49, 0x89, 0xc3}) // mov r11, rax
-	} else {
+	case readNR:
+		after = k.site + uint64(len(readCode))
+		x := k.site + 7 + uint64(int64(k.disp))
+		l := k.site + 9 + uint64(int64(k.rel8))
+		n += copy(b, []byte{0x80, 0x3d}) // cmpb [rip+disp32], imm8
+		d, ok := rel32(x, r+7)
+		if !ok {
+			return nil
+		}
+		le.PutUint32(b[n:], d)
+		n += 4
+		b[n] = 0
+		n++
+		n += copy(b[n:], []byte{0x0f, 0x84}) // je rel32
+		if d, ok = rel32(l, r+uint64(n)+4); !ok {
+			return nil
+		}
+		le.PutUint32(b[n:], d)
+		n += 4
+		// The xor of eax last, so the flags are the ones the original
+		// xor left for the syscall instruction.
+		n += copy(b[n:], []byte{0x45, 0x31, 0xdb, 0x31, 0xc0}) // xor r11d, r11d; xor eax, eax
+	default:
 		n += copy(b, []byte{0x41, 0xbb}) // mov r11d, imm32
-		le.PutUint32(b[n:], nr)
+		le.PutUint32(b[n:], k.nr)
 		n += 4
 	}
 	n += copy(b[n:], []byte{0x48, 0x8d, 0x0d}) // lea rcx, [rip+disp32]
-	le.PutUint32(b[n:], uint32(int32(int64(site+7)-int64(r+uint64(n)+4))))
+	le.PutUint32(b[n:], uint32(int32(int64(after)-int64(r+uint64(n)+4))))
 	n += 4
-	const ptr = 24
+	ptr := int(size) - 8
 	n += copy(b[n:], []byte{0xff, 0x25}) // jmp [rip+disp32]
 	le.PutUint32(b[n:], uint32(ptr-(n+4)))
 	le.PutUint64(b[ptr:], fastEntry)
@@ -235,6 +327,8 @@ func (ps *patchState) trapped(th *stubThread, r *arch.Registers) {
 		return
 	}
 	s := th.s
+	// The counted site is the syscall's address less 7, for every
+	// pattern: patch looks at the bytes before it.
 	site := r.Rip - 7
 	s.mu.Lock()
 	cm := s.code
@@ -272,22 +366,33 @@ func (ps *patchState) patch(th *stubThread, cm platform.CodeMemory, site uint64,
 	if cm.ReadCode(uintptrAddr(site), got) != nil {
 		return false
 	}
-	var nr uint32
+	var k siteKey
 	switch {
 	case bytes.Equal(got, syscall3Code):
-		nr = dynamicNR
-	case trappedNR < 1024 && bytes.Equal(got, originalCode(uint32(trappedNR))):
-		nr = uint32(trappedNR)
+		k = siteKey{site: site, nr: dynamicNR}
+	case trappedNR < 1024 && bytes.Equal(got, originalCode(siteKey{nr: uint32(trappedNR)})):
+		k = siteKey{site: site, nr: uint32(trappedNR)}
+	case trappedNR == 0 && site >= minAppAddr+6:
+		long := make([]byte, len(readCode))
+		start := site + 7 - uint64(len(readCode))
+		if cm.ReadCode(uintptrAddr(start), long) != nil {
+			return false
+		}
+		disp, rel8, ok := matchRead(long)
+		if !ok {
+			return false
+		}
+		k = siteKey{site: start, nr: readNR, disp: disp, rel8: rel8}
 	default:
 		return false
 	}
-	orig := got
-	rec, ok := ps.recordFor(site, nr)
+	orig := originalCode(k)
+	rec, ok := ps.recordFor(k)
 	if !ok {
 		return false
 	}
 	s := th.s
-	if err := s.installRecord(rec, site, nr); err != nil {
+	if err := s.installRecord(rec, k); err != nil {
 		return false
 	}
 	s.patchMu.Lock()
@@ -301,7 +406,8 @@ func (ps *patchState) patch(th *stubThread, cm platform.CodeMemory, site uint64,
 		}
 	}
 	s.mu.Unlock()
-	return cm.PatchCode(uintptrAddr(site), orig[:5], patchedCode(site, rec)) == nil
+	patched := patchedCode(k, rec)
+	return cm.PatchCode(uintptrAddr(k.site), orig[:len(patched)], patched) == nil
 }
 
 // recordFault handles a jump to a trampoline record that is not (yet)
@@ -332,12 +438,14 @@ func (ps *patchState) recordFault(th *stubThread, sig unix.Signal, r *arch.Regis
 	if cm == nil {
 		return false
 	}
-	got := make([]byte, 7)
-	want := append(patchedCode(k.site, rec), 0x0f, 0x05)
+	orig := originalCode(k)
+	patched := patchedCode(k, rec)
+	want := append(patched, orig[len(patched):]...)
+	got := make([]byte, len(want))
 	if cm.ReadCode(uintptrAddr(k.site), got) != nil || !bytes.Equal(got, want) {
 		return false
 	}
-	if s.installRecord(rec, k.site, k.nr) != nil {
+	if s.installRecord(rec, k) != nil {
 		return false
 	}
 	r.Rip = rec
@@ -346,7 +454,11 @@ func (ps *patchState) recordFault(th *stubThread, sig unix.Signal, r *arch.Regis
 
 // installRecord writes the record at rec into this stub's trampoline page,
 // mapping the page first if the stub has none there yet.
-func (s *subprocess) installRecord(rec, site uint64, nr uint32) error {
+func (s *subprocess) installRecord(rec uint64, k siteKey) error {
+	code := recordCode(rec, k)
+	if code == nil {
+		return unix.ERANGE
+	}
 	s.trampMu.Lock()
 	defer s.trampMu.Unlock()
 	page := rec &^ 0xfff
@@ -389,7 +501,7 @@ func (s *subprocess) installRecord(rec, site uint64, nr uint32) error {
 			return err
 		}
 	}
-	copy(s.p.ctxMem[trampOff(idx)+int(rec-page):], recordCode(rec, site, nr))
+	copy(s.p.ctxMem[trampOff(idx)+int(rec-page):], code)
 	return nil
 }
 

@@ -500,3 +500,59 @@ func TestSiteRewritingSyscall3(t *testing.T) {
 		t.Fatal("the last syscall did not come through the fast path")
 	}
 }
+
+// TestSiteRewritingRead: glibc's single-threaded read (cmpb $0, X(%rip);
+// je L; xor %eax,%eax; syscall) is rewritten at its cmpb; the record
+// keeps both ways of the je: with X non-zero the read comes through the
+// fast path as syscall 0, with X zero the code at L runs.
+func TestSiteRewritingRead(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, mem := platformtest.New(t, New)
+	code := []byte{
+		0x48, 0xff, 0xc3, // 0: inc rbx
+		0x80, 0x3d, 0x1a, 0, 0, 0, 0, // 3: cmpb [rip+0x1a], 0 (the byte at 0x24)
+		0x74, 0x06, // 10: je 18
+		0x31, 0xc0, // 12: xor eax, eax
+		0x0f, 0x05, // 14: syscall
+		0xeb, 0xee, // 16: jmp 0
+		0xbd, 0x77, 0, 0, 0, // 18: mov ebp, 0x77
+		0x0f, 0x0b, // 23: ud2
+	}
+	const flag = 0x24
+	copy(mem, code)
+	mem[flag] = 1
+	as, ctx, ac := platformtest.Start(t, p)
+	defer ctx.Release()
+	fc := &fakeCode{mem: mem}
+	as.(platform.CodePatcher).SetCodeMemory(fc)
+	ac.Regs.Rbx = 0
+	for i := 0; i < 8; i++ {
+		ac.Regs.Rax = 0x1234 // xor must clear it again
+		if _, _, err := ctx.Switch(as, ac); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if ac.SyscallNo() != 0 || ac.Regs.Rip != codeAddr+16 || ac.Regs.Rcx != codeAddr+16 || ac.Regs.Rbx != uint64(i+1) {
+			t.Fatalf("round %d: nr %d rip %#x rcx %#x rbx %d", i, ac.SyscallNo(), ac.Regs.Rip, ac.Regs.Rcx, ac.Regs.Rbx)
+		}
+		// The flags at the syscall are those xor left: ZF and PF set.
+		if ac.Regs.Eflags&0x44 != 0x44 || ac.Regs.Eflags&0x801 != 0 {
+			t.Fatalf("round %d: flags %#x", i, ac.Regs.Eflags)
+		}
+		ac.SetReturn(1)
+	}
+	if fc.patches != 1 || mem[3] != 0xe9 || mem[8] != 0xcc || mem[10] != 0x74 {
+		t.Fatalf("site not rewritten (%d patches, bytes % x)", fc.patches, mem[:16])
+	}
+	if atomic.LoadUint32(ctx.(*context).th.word(slotFast)) == 0 {
+		t.Fatal("the last read did not come through the fast path")
+	}
+	// X zero: the record's je goes to L, which faults with ud2.
+	mem[flag] = 0
+	if _, _, err := ctx.Switch(as, ac); err != platform.ErrContextSignal {
+		t.Fatalf("Switch with the je taken: %v, want a fault (rip %#x)", err, ac.Regs.Rip)
+	}
+	if ac.Regs.Rip != codeAddr+23 || ac.Regs.Rbp != 0x77 {
+		t.Fatalf("je taken: rip %#x rbp %#x, want rip %#x rbp 0x77", ac.Regs.Rip, ac.Regs.Rbp, codeAddr+23)
+	}
+}
