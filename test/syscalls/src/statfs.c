@@ -31,6 +31,17 @@ int main(void)
 	close(fd);
 	unlink(path);
 
+	/* A tmpfs directory's size counts 20 bytes an entry, . and .. too. */
+	struct stat st;
+	CHECK(mkdir(path, 0700) == 0 && stat(path, &st) == 0 && st.st_size == 40, "empty tmpfs directory has size 40");
+	char sub[300];
+	snprintf(sub, sizeof sub, "%s/f", path);
+	close(open(sub, O_CREAT | O_WRONLY, 0600));
+	CHECK(stat(path, &st) == 0 && st.st_size == 60, "one entry more: 60");
+	unlink(sub);
+	CHECK(stat(path, &st) == 0 && st.st_size == 40, "entry removed: 40 again");
+	rmdir(path);
+
 	CHECK(statfs("/proc", &s) == 0 && s.f_type == PROC_SUPER_MAGIC, "/proc is procfs");
 	CHECK(statfs("/proc/self/status", &s) == 0 && s.f_type == PROC_SUPER_MAGIC, "a /proc file too");
 	int p[2];
