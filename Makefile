@@ -4,7 +4,7 @@
 
 GO := $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # Debian packages the tests and the demo rely on.
-DEB_DEPS := gcc libc6-dev busybox-static strace podman conmon containerd runc tmux
+DEB_DEPS := gcc libc6-dev busybox-static strace podman conmon containerd runc tmux git sqlite3 python3 gzip tar
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all build deps demo test vet bench readme bench-readme clean
