@@ -31,6 +31,8 @@ type Args struct {
 	Overlay string
 	// StdioFDs are the host FDs that become the init process's 0, 1, 2.
 	StdioFDs [3]int
+	// PreservedFDs become the init process's FDs 3, 4, ...
+	PreservedFDs []int
 	// Terminal: the StdioFDs are one host terminal, which the init
 	// process reaches through a sandbox pseudo-terminal (installTerminal)
 	// that is its controlling terminal and /dev/console.

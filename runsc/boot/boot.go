@@ -127,6 +127,9 @@ func run(args *Args, confine func() error, logger *log.Logger, ready *os.File) (
 	} else if err := installStdio(ctx, fdt, args.StdioFDs); err != nil {
 		return 0, err
 	}
+	if err := installFDs(ctx, fdt, 3, args.PreservedFDs); err != nil {
+		return 0, fmt.Errorf("preserved FDs: %w", err)
+	}
 	umask := uint32(0o022)
 	if args.Umask != nil {
 		umask = *args.Umask & 0o777

@@ -42,8 +42,9 @@ func (c *Run) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomman
 	if f.NArg() != 1 {
 		return usagef("run: want exactly one container ID, got %d arguments", f.NArg())
 	}
-	if c.preserveFDs != 0 {
-		return failf("run: --preserve-fds=%d: passing extra FDs is not supported yet", c.preserveFDs)
+	preserved, err := preservedFiles(c.preserveFDs)
+	if err != nil {
+		return failf("run: %v", err)
 	}
 	conf := confFrom(args)
 	ctr, s, err := container.Create(conf, f.Arg(0), container.CreateOptions{
@@ -51,6 +52,7 @@ func (c *Run) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomman
 		PIDFile:       c.pidFile,
 		ConsoleSocket: c.consoleSocket,
 		Stdio:         [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Preserved:     preserved,
 		Detach:        c.detach,
 	})
 	if err != nil {

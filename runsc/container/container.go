@@ -30,6 +30,8 @@ type CreateOptions struct {
 	ConsoleSocket string
 	// Stdio of the init process (when not a terminal).
 	Stdio [3]*os.File
+	// Preserved become the init process's FDs 3, 4, ... (--preserve-fds).
+	Preserved []*os.File
 	// Detach: the caller exits and leaves the sandbox running.
 	Detach bool
 }
@@ -51,6 +53,7 @@ func Create(conf *config.Config, id string, opts CreateOptions) (_ *Container, _
 	if err != nil {
 		return nil, nil, err
 	}
+	sopts.Preserved = opts.Preserved
 	if err := os.MkdirAll(conf.RootDir, 0o711); err != nil {
 		return nil, nil, fmt.Errorf("--root %s: %w", conf.RootDir, err)
 	}

@@ -76,6 +76,8 @@ type Options struct {
 	RootDir string
 	// Stdio are the application's stdin, stdout and stderr.
 	Stdio [3]*os.File
+	// Preserved become the init process's FDs 3, 4, ... (--preserve-fds).
+	Preserved []*os.File
 	// ID names the sandbox in log file names ("" for runsc do).
 	ID string
 	// Container, when set, starts the sandbox of a container (runsc
@@ -192,6 +194,11 @@ func Start(conf *config.Config, opts *Options) (_ *Sandbox, err error) {
 			files = append(files, c.ExitFile)
 		}
 		args.Container = ca
+	}
+	args.PreservedFDs = nil
+	for _, f := range opts.Preserved {
+		args.PreservedFDs = append(args.PreservedFDs, bootStdioFD-1+len(files))
+		files = append(files, f)
 	}
 	if err := s.startBoot(&args, files); err != nil {
 		return nil, err

@@ -312,6 +312,32 @@ func TestExecPreserveFDs(t *testing.T) {
 	}
 }
 
+// TestRunPreserveFDs: runsc run --preserve-fds=N passes runsc's FDs 3..
+// to the init process.
+func TestRunPreserveFDs(t *testing.T) {
+	needRoot(t)
+	r := newRT(t)
+	dir := bundle(t, []string{"sh", "-c", "echo init-to-three >&3"}, nil)
+	f3, err := os.Create(filepath.Join(t.TempDir(), "three"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f3.Close()
+	cmd := exec.Command(runscBin, "--root", r.root, "run", "--preserve-fds=1", "--bundle", dir, "rp1")
+	cmd.ExtraFiles = []*os.File{f3}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run --preserve-fds: %v: %s", err, out)
+	}
+	if data, _ := os.ReadFile(f3.Name()); string(data) != "init-to-three\n" {
+		t.Errorf("FD 3: the file holds %q", data)
+	}
+	res := r.run("run", "--preserve-fds=3", "--bundle", dir, "rp2")
+	if res.code == 0 || !strings.Contains(res.stderr, "--preserve-fds=3: FD ") {
+		t.Errorf("run --preserve-fds=3 without those FDs: exit %d, %q", res.code, res.stderr)
+	}
+	checkNoLeftovers(t, r.root)
+}
+
 // TestTmpCopyUp: a tmpfs mount with tmpcopyup starts with the covered
 // directory's tree.
 func TestTmpCopyUp(t *testing.T) {
