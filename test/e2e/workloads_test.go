@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Real workloads nobody here wrote — GNU tar with gzip, git, sqlite3,
@@ -337,4 +339,200 @@ func TestWorkloadCompileall(t *testing.T) {
 		t.Fatalf("native compileall compiled too little:\n%s", nat.stdout)
 	}
 	compareWorkload(t, "compileall", nat, sbs)
+}
+
+// toolsScript runs busybox's ps aux, free, df and mount in a sandbox
+// holding a known set of processes (the shell as PID 1 and two sleeps),
+// with what they read printed beside them: /proc/meminfo, each mount's
+// statfs (stat -f) and /proc/mounts. TestProcTools covers ps -o, pidof,
+// top and the default overlay; this covers ps aux and both root media.
+const toolsScript = `
+busybox sleep 30 & S=$!
+busybox sh -c 'exec busybox sleep 31' & P=$!
+busybox sleep 0.3
+echo "== ids $S $P"
+echo "== ps"; busybox ps aux
+echo "== free"; busybox free
+echo "== meminfo"; busybox grep -E '^(MemTotal|MemFree|Buffers|Cached):' /proc/meminfo
+echo "== df"; busybox df -k
+echo "== statfs"; for m in $(busybox awk '{print $2}' /proc/mounts); do echo "$m $(busybox stat -f -c '%b %f %a %S' $m)"; done
+echo "== mount"; busybox mount
+echo "== mounts"; busybox cat /proc/mounts
+kill $S $P; wait
+echo "== end"
+`
+
+// TestWorkloadBusyboxTools: busybox ps aux lists exactly the sandbox's
+// processes with their owners and command lines; free agrees with
+// /proc/meminfo; df shows the mounts of /proc/mounts with the sizes statfs
+// gives (under --overlay=none the root's size is the host file system's);
+// mount prints /proc/mounts.
+func TestWorkloadBusyboxTools(t *testing.T) {
+	needSandbox(t)
+	if _, err := os.Stat(busybox); err != nil {
+		t.Skipf("%s missing (Debian package busybox-static; make deps installs it)", busybox)
+	}
+	for _, r := range workloadRuns {
+		if r.platform != workloadRuns[0].platform {
+			continue
+		}
+		t.Run("overlay="+r.overlay, func(t *testing.T) {
+			argv := []string{runscBin, "--root=" + t.TempDir(), "--platform=" + r.platform, "--overlay=" + r.overlay,
+				"do", "--", busybox, "sh", "-c", toolsScript}
+			res := runProc(t, 60*time.Second, argv...)
+			checkNoLeftovers(t)
+			sec := sections(res.stdout)
+			if _, ok := sec["end"]; !ok || res.code != 0 {
+				t.Fatalf("exit %d, script did not finish:\n%s\nstderr:\n%s", res.code, res.stdout, tail(res.stderr, 20))
+			}
+			checkPsAux(t, sec)
+			checkFree(t, sec)
+			checkDf(t, sec, r.overlay)
+			var mounts, mount []string
+			for _, l := range sec["mounts"] {
+				if f := strings.Fields(l); len(f) >= 4 {
+					mounts = append(mounts, f[1]+" "+f[2]+" "+f[0])
+				}
+			}
+			for _, l := range sec["mount"] {
+				if f := strings.Fields(l); len(f) >= 5 && f[1] == "on" && f[3] == "type" {
+					mount = append(mount, f[2]+" "+f[4]+" "+f[0])
+				}
+			}
+			diffLines(t, "mount vs /proc/mounts (point, type, source)", mounts, mount)
+		})
+	}
+}
+
+// checkPsAux: exactly init, the two sleeps and ps itself, all root's,
+// with their command lines.
+func checkPsAux(t *testing.T, sec map[string][]string) {
+	t.Helper()
+	ids := sec["ids"]
+	ps := sec["ps"]
+	if len(ids) != 2 || len(ps) == 0 {
+		t.Fatalf("ids %q, ps %q", ids, ps)
+	}
+	if h := strings.Fields(ps[0]); len(h) < 3 || h[0] != "PID" || h[1] != "USER" || h[len(h)-1] != "COMMAND" {
+		t.Errorf("ps aux header %q", ps[0])
+	}
+	want := map[string]string{"1": "sh -c", ids[0]: "sleep 30", ids[1]: "sleep 31"}
+	seen := 0
+	for _, l := range ps[1:] {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			t.Errorf("ps aux line %q", l)
+			continue
+		}
+		if f[1] != "root" {
+			t.Errorf("ps aux: PID %s belongs to %q, want root", f[0], f[1])
+		}
+		cmd := strings.Join(f[2:], " ")
+		if w, ok := want[f[0]]; ok {
+			seen++
+			if !strings.Contains(cmd, w) {
+				t.Errorf("ps aux: PID %s runs %q, want %q in it", f[0], cmd, w)
+			}
+		} else if !strings.Contains(cmd, "ps aux") {
+			t.Errorf("ps aux lists PID %s (%q), which is not the sandbox's", f[0], cmd)
+		}
+	}
+	if seen != len(want) || len(ps) != 1+len(want)+1 {
+		t.Errorf("ps aux lists %d processes, want init, the two sleeps and ps:\n%s", len(ps)-1, strings.Join(ps, "\n"))
+	}
+}
+
+// checkFree: free's total is MemTotal, and used + free + buff/cache adds
+// up to it.
+func checkFree(t *testing.T, sec map[string][]string) {
+	t.Helper()
+	mem := map[string]int64{}
+	for _, l := range sec["meminfo"] {
+		if f := strings.Fields(l); len(f) >= 2 {
+			mem[strings.TrimSuffix(f[0], ":")], _ = strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	for _, l := range sec["free"] {
+		f := strings.Fields(l)
+		if len(f) < 6 || f[0] != "Mem:" {
+			continue
+		}
+		var n [6]int64
+		for i := 1; i < 6; i++ {
+			n[i], _ = strconv.ParseInt(f[i], 10, 64)
+		}
+		if n[1] != mem["MemTotal"] || n[1] == 0 {
+			t.Errorf("free total %d, /proc/meminfo MemTotal %d", n[1], mem["MemTotal"])
+		}
+		if used, free, cache := n[2], n[3], n[5]; used+free+cache != n[1] {
+			t.Errorf("free: used %d + free %d + buff/cache %d != total %d", used, free, cache, n[1])
+		}
+		return
+	}
+	t.Errorf("free printed no Mem: line:\n%s", strings.Join(sec["free"], "\n"))
+}
+
+// checkDf: df lists mounted file systems only, each with the size statfs
+// gives its mount point (and, on the sandbox's own tmpfs mounts, which
+// nothing else writes to, the same free space); / and /tmp are there. With
+// --overlay=none the root is the host's / served by the gofer, so its
+// size is the host's.
+func checkDf(t *testing.T, sec map[string][]string, overlay string) {
+	t.Helper()
+	type fsInfo struct{ blocks, bavail, bsize int64 }
+	stfs := map[string]fsInfo{}
+	for _, l := range sec["statfs"] {
+		f := strings.Fields(l)
+		if len(f) != 5 {
+			continue
+		}
+		var v [4]int64
+		for i := range v {
+			v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+		}
+		stfs[f[0]] = fsInfo{v[0], v[2], v[3]}
+	}
+	types := map[string]string{}
+	for _, l := range sec["mounts"] {
+		if f := strings.Fields(l); len(f) >= 3 {
+			types[f[1]] = f[2]
+		}
+	}
+	seen := map[string]bool{}
+	for _, l := range sec["df"][1:] {
+		f := strings.Fields(l)
+		if len(f) < 6 {
+			t.Errorf("df line %q", l)
+			continue
+		}
+		point := f[len(f)-1]
+		seen[point] = true
+		st, ok := stfs[point]
+		if !ok {
+			t.Errorf("df shows %s, which /proc/mounts does not list", point)
+			continue
+		}
+		total, _ := strconv.ParseInt(f[1], 10, 64)
+		avail, _ := strconv.ParseInt(f[3], 10, 64)
+		if want := st.blocks * st.bsize / 1024; total != want {
+			t.Errorf("df %s: %d 1K-blocks, statfs says %d", point, total, want)
+		}
+		if want := st.bavail * st.bsize / 1024; types[point] == "tmpfs" && avail != want {
+			t.Errorf("df %s: %d available, statfs says %d", point, avail, want)
+		}
+	}
+	for _, p := range []string{"/", "/tmp"} {
+		if !seen[p] {
+			t.Errorf("df does not show %s:\n%s", p, strings.Join(sec["df"], "\n"))
+		}
+	}
+	if overlay == "none" {
+		var host unix.Statfs_t
+		if err := unix.Statfs("/", &host); err != nil {
+			t.Fatal(err)
+		}
+		if st := stfs["/"]; st.blocks*st.bsize != int64(host.Blocks)*host.Bsize {
+			t.Errorf("--overlay=none: the root's size is %d bytes, the host's / %d", st.blocks*st.bsize, int64(host.Blocks)*host.Bsize)
+		}
+	}
 }
