@@ -19,6 +19,8 @@ const (
 	readdirBudget = 48 << 10
 	// attrCost is the most an encoded Attr adds to a Readdir entry.
 	attrCost = 160
+	// packedBudget bounds a packed page, whose size is exact.
+	packedBudget = 96 << 10
 	// userXattrPrefix is the only host xattr namespace the gofer touches:
 	// the host's trusted.* and security.* (file capabilities, LSM labels)
 	// would let the sandbox grant itself privilege on the host. The
@@ -145,12 +147,18 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 	if _, err := unix.Seek(fd, r.Cookie, 0); err != nil {
 		return nil, err
 	}
+	packed := r.Packed && s.version >= 3
 	var (
 		out    []*proto.Dirent
+		pack   []byte
 		budget = readdirBudget
 		buf    = make([]byte, 32<<10)
 		end    bool
 	)
+	if packed {
+		budget = packedBudget
+		pack = make([]byte, 0, 16<<10)
+	}
 	for !end {
 		nb, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
@@ -176,35 +184,84 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 			if i := indexByte(name, 0); i >= 0 {
 				name = name[:i]
 			}
-			b = b[reclen:]
 			if string(name) == "." || string(name) == ".." {
+				b = b[reclen:]
 				continue
 			}
 			cost := len(name) + 32
 			if r.Attrs {
 				cost += attrCost
 			}
+			if packed {
+				cost = proto.PackedSize(len(name), r.Attrs)
+			}
 			if cost > budget {
 				full = true
 				break
 			}
+			b = b[reclen:]
 			budget -= cost
-			d := &proto.Dirent{Name: append([]byte(nil), name...), Ino: ino, Type: uint32(typ), Cookie: off}
-			if r.Attrs {
-				var st unix.Stat_t
-				// Relative to the directory's own FD and never following
-				// the last component: this names only the entry itself.
-				if unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-					d.Attr = attrOf(&st)
+			var st unix.Stat_t
+			// Relative to the directory's own FD and never following
+			// the last component: this names only the entry itself.
+			haveAttr := r.Attrs && unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) == nil
+			if packed {
+				var ps *proto.Stat
+				if haveAttr {
+					v := statOf(&st)
+					ps = &v
 				}
+				pack = proto.AppendPacked(pack, name, ino, off, typ, ps)
+				continue
+			}
+			d := &proto.Dirent{Name: append([]byte(nil), name...), Ino: ino, Type: uint32(typ), Cookie: off}
+			if haveAttr {
+				d.Attr = attrOf(&st)
 			}
 			out = append(out, d)
 		}
 		if full {
+			// The rest is read again after the last cookie sent.
 			break
 		}
 	}
-	return &proto.Response{Result: &proto.Response_Readdir{Readdir: &proto.ReaddirResp{Entries: out, End: end}}}, nil
+	rd := &proto.ReaddirResp{Entries: out, Packed: pack, End: end}
+	if r.WantHandle && len(r.Name) > 0 && r.Cookie == 0 && s.version >= 3 {
+		rd.Dir = s.dirHandle(fd)
+	}
+	return &proto.Response{Result: &proto.Response_Readdir{Readdir: rd}}, nil
+}
+
+// statOf converts a host stat for a packed listing.
+func statOf(st *unix.Stat_t) proto.Stat {
+	return proto.Stat{
+		Mode: st.Mode, UID: st.Uid, GID: st.Gid, Blksize: uint32(st.Blksize),
+		Nlink: uint64(st.Nlink), Ino: st.Ino, Dev: st.Dev, Size: st.Size, Blocks: st.Blocks, Rdev: st.Rdev,
+		Atime: proto.StatTime{Sec: st.Atim.Sec, Nsec: uint32(st.Atim.Nsec)},
+		Mtime: proto.StatTime{Sec: st.Mtim.Sec, Nsec: uint32(st.Mtim.Nsec)},
+		Ctime: proto.StatTime{Sec: st.Ctim.Sec, Nsec: uint32(st.Ctim.Nsec)},
+	}
+}
+
+// dirHandle makes a handle of the directory open at fd, or nil if it
+// cannot (the listing is still good without it).
+func (s *session) dirHandle(fd int) *proto.HandleResp {
+	// Through the magic link: exactly the directory just listed, whatever
+	// has been renamed since.
+	pfd, err := unix.Openat(s.procFD, procName(fd), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	attr, ftype, err := statFD(pfd)
+	if err != nil || ftype != unix.S_IFDIR {
+		unix.Close(pfd)
+		return nil
+	}
+	h, err := s.add(pfd, ftype)
+	if err != nil {
+		return nil
+	}
+	return &proto.HandleResp{Handle: h, Attr: attr}
 }
 
 func indexByte(b []byte, c byte) int {

@@ -63,6 +63,14 @@ func NewClient(fd int) (*Client, error) {
 	return c, nil
 }
 
+// RoundTrips returns how many requests the client has sent, for tests
+// and benchmarks that check what an operation costs.
+func (c *Client) RoundTrips() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id
+}
+
 // OnLost sets f to be called, once, if the connection to the gofer breaks
 // (the gofer died or misbehaved).
 func (c *Client) OnLost(f func(error)) {
@@ -223,6 +231,61 @@ func (c *Client) ReaddirAll(dir uint32, name string, attrs bool) ([]*proto.Diren
 		}
 		cookie = ents[len(ents)-1].Cookie
 	}
+}
+
+// ListDir returns every entry of dir, or of its child name if given, each
+// with its attributes if attrs. With wantHandle and a name it also
+// returns a new handle of the directory listed and its attributes, when
+// the gofer gives one (h is 0 otherwise). Entries come packed from a
+// gofer that speaks version 3, and their names share one string per page.
+func (c *Client) ListDir(dir uint32, name string, attrs, wantHandle bool) (ents []proto.PackedDirent, h uint32, hattr *proto.Attr, err error) {
+	packed := c.Version >= 3
+	var cookie int64
+	for {
+		req := &proto.ReaddirReq{Dir: dir, Name: []byte(name), Cookie: cookie, Attrs: attrs,
+			Packed: packed, WantHandle: wantHandle && packed && name != "" && cookie == 0}
+		resp, fds, cerr := c.call(&proto.Request{Op: &proto.Request_Readdir{Readdir: req}}, 0)
+		if cerr != nil {
+			err = cerr
+			break
+		}
+		rd := resp.GetReaddir()
+		if rd == nil {
+			err = c.badResult(fds)
+			break
+		}
+		if d := rd.Dir; d != nil && req.WantHandle {
+			if d.Attr == nil {
+				err = c.badResult(nil)
+				break
+			}
+			h, hattr = d.Handle, d.Attr
+		}
+		n := len(ents)
+		if len(rd.Packed) > 0 {
+			// The buffer is this response's own and never written again,
+			// so names can point into it.
+			if ents, err = proto.DecodePacked(unsafe.String(&rd.Packed[0], len(rd.Packed)), ents); err != nil {
+				err = c.badResult(nil)
+				break
+			}
+		}
+		for _, e := range rd.Entries {
+			d := proto.PackedDirent{Name: string(e.Name), Ino: e.Ino, Cookie: e.Cookie, Type: uint8(e.Type), HasAttr: e.Attr != nil}
+			if e.Attr != nil {
+				d.Attr = proto.StatOf(e.Attr)
+			}
+			ents = append(ents, d)
+		}
+		if rd.End || len(ents) == n {
+			return ents, h, hattr, nil
+		}
+		cookie = ents[len(ents)-1].Cookie
+	}
+	if h != 0 {
+		c.Close(h)
+	}
+	return nil, 0, nil, err
 }
 
 // Readlink returns the target of symlink h.

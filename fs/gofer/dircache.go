@@ -25,14 +25,14 @@ const listedAfter = 1
 
 // listing is a directory's entries as the gofer listed them.
 type listing struct {
-	ents   []*proto.Dirent
-	byName map[string]*proto.Dirent
+	ents   []proto.PackedDirent
+	byName map[string]int32 // index into ents
 }
 
-func newListing(ents []*proto.Dirent) *listing {
-	l := &listing{ents: ents, byName: make(map[string]*proto.Dirent, len(ents))}
-	for _, e := range ents {
-		l.byName[string(e.Name)] = e
+func newListing(ents []proto.PackedDirent) *listing {
+	l := &listing{ents: ents, byName: make(map[string]int32, len(ents))}
+	for k := range ents {
+		l.byName[ents[k].Name] = int32(k)
 	}
 	return l
 }
@@ -49,7 +49,7 @@ func (i *inode) cachedListing(fetch bool) (*listing, error) {
 	ents, err := i.listByName()
 	if err != nil {
 		err = i.withHandle(func(h uint32) (err error) {
-			ents, err = i.fs.client.ReaddirAll(h, "", true)
+			ents, _, _, err = i.fs.client.ListDir(h, "", true, false)
 			return err
 		})
 	}
@@ -67,9 +67,11 @@ func (i *inode) cachedListing(fetch bool) (*listing, error) {
 }
 
 // listByName lists i through its parent's handle and its name when i has
-// no handle of its own: a directory only listed (find, ls -R) then never
-// costs a walk.
-func (i *inode) listByName() ([]*proto.Dirent, error) {
+// no handle of its own, taking the handle of i the gofer makes while at
+// it: a directory only listed (find, ls -R) then costs no walk, and
+// neither does listing its subdirectories in turn. EAGAIN means i has a
+// handle to list with; on any error the caller lists through i's own.
+func (i *inode) listByName() ([]proto.PackedDirent, error) {
 	fs := i.fs
 	fs.handleMu.RLock()
 	held := i.hold.held
@@ -81,12 +83,31 @@ func (i *inode) listByName() ([]*proto.Dirent, error) {
 	if held || l.dir == nil {
 		return nil, unix.EAGAIN
 	}
-	var ents []*proto.Dirent
+	var (
+		ents []proto.PackedDirent
+		h    uint32
+		a    *proto.Attr
+	)
 	err := l.dir.withHandle(func(dh uint32) (err error) {
-		ents, err = fs.client.ReaddirAll(dh, l.name, true)
+		ents, h, a, err = fs.client.ListDir(dh, l.name, true, true)
 		return err
 	})
-	return ents, err
+	if err != nil || h == 0 {
+		return ents, err
+	}
+	fs.handleMu.Lock()
+	old := i.cachedAttr()
+	var batch []uint32
+	if i.hold.held || len(i.links) == 0 || a.Ino != old.Ino || a.Dev != old.Dev {
+		// Walked to meanwhile, unlinked, or not the file this inode
+		// is: the new handle is not needed.
+		batch = fs.releaseLocked(&holding{handle: h, held: true})
+	} else {
+		i.hold.handle, i.hold.held = h, true
+	}
+	fs.handleMu.Unlock()
+	fs.closeHandles(batch)
+	return ents, nil
 }
 
 // lookupListed answers a lookup from i's listing; ok is false when the
@@ -100,15 +121,26 @@ func (i *inode) lookupListed(name string) (c *inode, ok bool, err error) {
 	if err != nil || l == nil {
 		return nil, false, nil
 	}
-	e := l.byName[name]
-	if e == nil {
+	k, found := l.byName[name]
+	if !found {
 		return nil, true, unix.ENOENT
 	}
-	if e.Attr == nil {
+	e := &l.ents[k]
+	if !e.HasAttr {
 		// It vanished while being listed, or was replaced: ask.
 		return nil, false, nil
 	}
-	return i.fs.newUnheldInode(e.Attr, i, name), true, nil
+	return i.fs.newUnheldInode(e.Attr.Attr(), i, name), true, nil
+}
+
+// dirents returns the listing as ReadDir does.
+func (l *listing) dirents() []vfs.Dirent {
+	out := make([]vfs.Dirent, len(l.ents))
+	for k := range l.ents {
+		e := &l.ents[k]
+		out[k] = vfs.Dirent{Name: e.Name, Ino: e.Ino, Type: e.Type}
+	}
+	return out
 }
 
 func direntsOf(ents []*proto.Dirent) []vfs.Dirent {

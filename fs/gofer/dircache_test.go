@@ -99,3 +99,49 @@ func TestListingByName(t *testing.T) {
 		}
 	}
 }
+
+// Listing a directory by name also gives it a handle, so that listing
+// its own subdirectories in turn (find, ls -R) costs one round trip each
+// and never a walk.
+func TestListingByNameNests(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := dir
+	for _, d := range []string{"a", "b", "c", "d"} {
+		path = filepath.Join(path, d)
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(path, "f"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newVFSEnv(t, dir, true, 1000)
+	c := e.fs.Impl().(*Filesystem).client
+	p := "."
+	for _, d := range []string{"a", "b", "c", "d"} {
+		vd, err := e.vfs.GetDentryAt(ctx, e.pop(e.root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := vd.Inode().ReadDir(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p += "/" + d
+		vd, err = e.vfs.GetDentryAt(ctx, e.pop(e.root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := c.RoundTrips()
+		ents, err := vd.Inode().ReadDir(ctx)
+		if err != nil || len(ents) == 0 {
+			t.Fatalf("%s lists %v, %v", p, ents, err)
+		}
+		if n := c.RoundTrips() - before; n != 1 {
+			t.Errorf("listing %s took %d round trips, want 1", p, n)
+		}
+	}
+	if got := e.readFile(e.root, "a/b/c/d/f"); got != "" {
+		t.Errorf("a/b/c/d/f holds %q", got)
+	}
+}

@@ -239,7 +239,7 @@ func (i *inode) ReadDir(context.Context) ([]vfs.Dirent, error) {
 		if err != nil {
 			return nil, err
 		}
-		return direntsOf(l.ents), nil
+		return l.dirents(), nil
 	}
 	var ents []*proto.Dirent
 	err := i.withHandle(func(h uint32) (err error) {

@@ -20,7 +20,7 @@ import (
 )
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	host string // the lower layer's directory on the host
 	vfs  *vfs.VirtualFilesystem
 	root vfs.VirtualDentry
@@ -28,10 +28,16 @@ type env struct {
 
 // newEnv stacks a tmpfs over a read-only gofer mount of a fresh host
 // directory filled by fill.
-func newEnv(t *testing.T, fill func(dir string)) *env {
+func newEnv(t testing.TB, fill func(dir string)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	fill(dir)
+	return newEnvAt(t, dir)
+}
+
+// newEnvAt stacks a tmpfs over a read-only gofer mount of dir.
+func newEnvAt(t testing.TB, dir string) *env {
+	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

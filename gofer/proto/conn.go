@@ -15,8 +15,10 @@ import (
 const (
 	MinVersion = 1
 	// Version 2 serves trusted.* xattrs (mapped into the host's user.*,
-	// PROTOCOL.md) and regular files as mount roots.
-	MaxVersion = 2
+	// PROTOCOL.md) and regular files as mount roots. Version 3 lists
+	// directories packed and hands out a handle of a directory listed by
+	// name (ReaddirReq.packed, want_handle).
+	MaxVersion = 3
 )
 
 // MaxMessageSize bounds one packet in either direction. Everything the

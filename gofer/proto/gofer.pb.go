@@ -644,11 +644,19 @@ func (x *StatResp) GetAttr() *Attr {
 // the directory read is that child of dir (one component, never followed
 // if a symlink), saving a walk for a directory only listed.
 type ReaddirReq struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Dir           uint32                 `protobuf:"varint,1,opt,name=dir,proto3" json:"dir,omitempty"`
-	Cookie        int64                  `protobuf:"varint,2,opt,name=cookie,proto3" json:"cookie,omitempty"`
-	Attrs         bool                   `protobuf:"varint,3,opt,name=attrs,proto3" json:"attrs,omitempty"`
-	Name          []byte                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Dir    uint32                 `protobuf:"varint,1,opt,name=dir,proto3" json:"dir,omitempty"`
+	Cookie int64                  `protobuf:"varint,2,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	Attrs  bool                   `protobuf:"varint,3,opt,name=attrs,proto3" json:"attrs,omitempty"`
+	Name   []byte                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// From version 3: packed asks for the entries in ReaddirResp.packed
+	// (layout in PROTOCOL.md) instead of as Dirent messages, which cost the
+	// client an allocation per field to decode.
+	Packed bool `protobuf:"varint,5,opt,name=packed,proto3" json:"packed,omitempty"`
+	// From version 3, with a name and cookie 0: the response also carries a
+	// new handle of the directory listed, saving the walk to it that
+	// listing one of its own children by name would need.
+	WantHandle    bool `protobuf:"varint,6,opt,name=want_handle,json=wantHandle,proto3" json:"want_handle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -709,6 +717,20 @@ func (x *ReaddirReq) GetName() []byte {
 		return x.Name
 	}
 	return nil
+}
+
+func (x *ReaddirReq) GetPacked() bool {
+	if x != nil {
+		return x.Packed
+	}
+	return false
+}
+
+func (x *ReaddirReq) GetWantHandle() bool {
+	if x != nil {
+		return x.WantHandle
+	}
+	return false
 }
 
 type Dirent struct {
@@ -791,7 +813,9 @@ func (x *Dirent) GetAttr() *Attr {
 type ReaddirResp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*Dirent              `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	End           bool                   `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"` // no entries follow these
+	End           bool                   `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"`      // no entries follow these
+	Packed        []byte                 `protobuf:"bytes,3,opt,name=packed,proto3" json:"packed,omitempty"` // the entries, when asked for packed
+	Dir           *HandleResp            `protobuf:"bytes,4,opt,name=dir,proto3" json:"dir,omitempty"`       // the directory listed, when asked for want_handle
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -838,6 +862,20 @@ func (x *ReaddirResp) GetEnd() bool {
 		return x.End
 	}
 	return false
+}
+
+func (x *ReaddirResp) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
+	}
+	return nil
+}
+
+func (x *ReaddirResp) GetDir() *HandleResp {
+	if x != nil {
+		return x.Dir
+	}
+	return nil
 }
 
 type ReadlinkReq struct {
@@ -2825,22 +2863,27 @@ const file_gofer_proto_rawDesc = "" +
 	"\aStatReq\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\rR\x06handle\"3\n" +
 	"\bStatResp\x12'\n" +
-	"\x04attr\x18\x01 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"`\n" +
+	"\x04attr\x18\x01 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"\x99\x01\n" +
 	"\n" +
 	"ReaddirReq\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\rR\x03dir\x12\x16\n" +
 	"\x06cookie\x18\x02 \x01(\x03R\x06cookie\x12\x14\n" +
 	"\x05attrs\x18\x03 \x01(\bR\x05attrs\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\fR\x04name\"\x83\x01\n" +
+	"\x04name\x18\x04 \x01(\fR\x04name\x12\x16\n" +
+	"\x06packed\x18\x05 \x01(\bR\x06packed\x12\x1f\n" +
+	"\vwant_handle\x18\x06 \x01(\bR\n" +
+	"wantHandle\"\x83\x01\n" +
 	"\x06Dirent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04type\x18\x03 \x01(\rR\x04type\x12\x16\n" +
 	"\x06cookie\x18\x04 \x01(\x03R\x06cookie\x12'\n" +
-	"\x04attr\x18\x05 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"P\n" +
+	"\x04attr\x18\x05 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"\x95\x01\n" +
 	"\vReaddirResp\x12/\n" +
 	"\aentries\x18\x01 \x03(\v2\x15.veil.gofer.v1.DirentR\aentries\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\bR\x03end\"%\n" +
+	"\x03end\x18\x02 \x01(\bR\x03end\x12\x16\n" +
+	"\x06packed\x18\x03 \x01(\fR\x06packed\x12+\n" +
+	"\x03dir\x18\x04 \x01(\v2\x19.veil.gofer.v1.HandleRespR\x03dir\"%\n" +
 	"\vReadlinkReq\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\rR\x06handle\"&\n" +
 	"\fReadlinkResp\x12\x16\n" +
@@ -3036,44 +3079,45 @@ var file_gofer_proto_depIdxs = []int32{
 	1,  // 6: veil.gofer.v1.StatResp.attr:type_name -> veil.gofer.v1.Attr
 	1,  // 7: veil.gofer.v1.Dirent.attr:type_name -> veil.gofer.v1.Attr
 	11, // 8: veil.gofer.v1.ReaddirResp.entries:type_name -> veil.gofer.v1.Dirent
-	0,  // 9: veil.gofer.v1.SetStatReq.atime:type_name -> veil.gofer.v1.Timespec
-	0,  // 10: veil.gofer.v1.SetStatReq.mtime:type_name -> veil.gofer.v1.Timespec
-	2,  // 11: veil.gofer.v1.Request.version:type_name -> veil.gofer.v1.VersionReq
-	4,  // 12: veil.gofer.v1.Request.walk:type_name -> veil.gofer.v1.WalkReq
-	6,  // 13: veil.gofer.v1.Request.open:type_name -> veil.gofer.v1.OpenReq
-	8,  // 14: veil.gofer.v1.Request.stat:type_name -> veil.gofer.v1.StatReq
-	10, // 15: veil.gofer.v1.Request.readdir:type_name -> veil.gofer.v1.ReaddirReq
-	13, // 16: veil.gofer.v1.Request.readlink:type_name -> veil.gofer.v1.ReadlinkReq
-	15, // 17: veil.gofer.v1.Request.create:type_name -> veil.gofer.v1.CreateReq
-	16, // 18: veil.gofer.v1.Request.mkdir:type_name -> veil.gofer.v1.MkdirReq
-	20, // 19: veil.gofer.v1.Request.unlink:type_name -> veil.gofer.v1.UnlinkReq
-	21, // 20: veil.gofer.v1.Request.rmdir:type_name -> veil.gofer.v1.RmdirReq
-	22, // 21: veil.gofer.v1.Request.rename:type_name -> veil.gofer.v1.RenameReq
-	19, // 22: veil.gofer.v1.Request.link:type_name -> veil.gofer.v1.LinkReq
-	18, // 23: veil.gofer.v1.Request.symlink:type_name -> veil.gofer.v1.SymlinkReq
-	23, // 24: veil.gofer.v1.Request.set_stat:type_name -> veil.gofer.v1.SetStatReq
-	17, // 25: veil.gofer.v1.Request.mknod:type_name -> veil.gofer.v1.MknodReq
-	24, // 26: veil.gofer.v1.Request.setxattr:type_name -> veil.gofer.v1.SetxattrReq
-	25, // 27: veil.gofer.v1.Request.getxattr:type_name -> veil.gofer.v1.GetxattrReq
-	27, // 28: veil.gofer.v1.Request.listxattr:type_name -> veil.gofer.v1.ListxattrReq
-	29, // 29: veil.gofer.v1.Request.removexattr:type_name -> veil.gofer.v1.RemovexattrReq
-	30, // 30: veil.gofer.v1.Request.close:type_name -> veil.gofer.v1.CloseReq
-	31, // 31: veil.gofer.v1.Request.stat_fs:type_name -> veil.gofer.v1.StatFSReq
-	3,  // 32: veil.gofer.v1.Response.version:type_name -> veil.gofer.v1.VersionResp
-	5,  // 33: veil.gofer.v1.Response.handle:type_name -> veil.gofer.v1.HandleResp
-	7,  // 34: veil.gofer.v1.Response.open:type_name -> veil.gofer.v1.OpenResp
-	9,  // 35: veil.gofer.v1.Response.stat:type_name -> veil.gofer.v1.StatResp
-	12, // 36: veil.gofer.v1.Response.readdir:type_name -> veil.gofer.v1.ReaddirResp
-	14, // 37: veil.gofer.v1.Response.readlink:type_name -> veil.gofer.v1.ReadlinkResp
-	26, // 38: veil.gofer.v1.Response.getxattr:type_name -> veil.gofer.v1.GetxattrResp
-	28, // 39: veil.gofer.v1.Response.listxattr:type_name -> veil.gofer.v1.ListxattrResp
-	32, // 40: veil.gofer.v1.Response.stat_fs:type_name -> veil.gofer.v1.StatFSResp
-	33, // 41: veil.gofer.v1.Response.empty:type_name -> veil.gofer.v1.Empty
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	5,  // 9: veil.gofer.v1.ReaddirResp.dir:type_name -> veil.gofer.v1.HandleResp
+	0,  // 10: veil.gofer.v1.SetStatReq.atime:type_name -> veil.gofer.v1.Timespec
+	0,  // 11: veil.gofer.v1.SetStatReq.mtime:type_name -> veil.gofer.v1.Timespec
+	2,  // 12: veil.gofer.v1.Request.version:type_name -> veil.gofer.v1.VersionReq
+	4,  // 13: veil.gofer.v1.Request.walk:type_name -> veil.gofer.v1.WalkReq
+	6,  // 14: veil.gofer.v1.Request.open:type_name -> veil.gofer.v1.OpenReq
+	8,  // 15: veil.gofer.v1.Request.stat:type_name -> veil.gofer.v1.StatReq
+	10, // 16: veil.gofer.v1.Request.readdir:type_name -> veil.gofer.v1.ReaddirReq
+	13, // 17: veil.gofer.v1.Request.readlink:type_name -> veil.gofer.v1.ReadlinkReq
+	15, // 18: veil.gofer.v1.Request.create:type_name -> veil.gofer.v1.CreateReq
+	16, // 19: veil.gofer.v1.Request.mkdir:type_name -> veil.gofer.v1.MkdirReq
+	20, // 20: veil.gofer.v1.Request.unlink:type_name -> veil.gofer.v1.UnlinkReq
+	21, // 21: veil.gofer.v1.Request.rmdir:type_name -> veil.gofer.v1.RmdirReq
+	22, // 22: veil.gofer.v1.Request.rename:type_name -> veil.gofer.v1.RenameReq
+	19, // 23: veil.gofer.v1.Request.link:type_name -> veil.gofer.v1.LinkReq
+	18, // 24: veil.gofer.v1.Request.symlink:type_name -> veil.gofer.v1.SymlinkReq
+	23, // 25: veil.gofer.v1.Request.set_stat:type_name -> veil.gofer.v1.SetStatReq
+	17, // 26: veil.gofer.v1.Request.mknod:type_name -> veil.gofer.v1.MknodReq
+	24, // 27: veil.gofer.v1.Request.setxattr:type_name -> veil.gofer.v1.SetxattrReq
+	25, // 28: veil.gofer.v1.Request.getxattr:type_name -> veil.gofer.v1.GetxattrReq
+	27, // 29: veil.gofer.v1.Request.listxattr:type_name -> veil.gofer.v1.ListxattrReq
+	29, // 30: veil.gofer.v1.Request.removexattr:type_name -> veil.gofer.v1.RemovexattrReq
+	30, // 31: veil.gofer.v1.Request.close:type_name -> veil.gofer.v1.CloseReq
+	31, // 32: veil.gofer.v1.Request.stat_fs:type_name -> veil.gofer.v1.StatFSReq
+	3,  // 33: veil.gofer.v1.Response.version:type_name -> veil.gofer.v1.VersionResp
+	5,  // 34: veil.gofer.v1.Response.handle:type_name -> veil.gofer.v1.HandleResp
+	7,  // 35: veil.gofer.v1.Response.open:type_name -> veil.gofer.v1.OpenResp
+	9,  // 36: veil.gofer.v1.Response.stat:type_name -> veil.gofer.v1.StatResp
+	12, // 37: veil.gofer.v1.Response.readdir:type_name -> veil.gofer.v1.ReaddirResp
+	14, // 38: veil.gofer.v1.Response.readlink:type_name -> veil.gofer.v1.ReadlinkResp
+	26, // 39: veil.gofer.v1.Response.getxattr:type_name -> veil.gofer.v1.GetxattrResp
+	28, // 40: veil.gofer.v1.Response.listxattr:type_name -> veil.gofer.v1.ListxattrResp
+	32, // 41: veil.gofer.v1.Response.stat_fs:type_name -> veil.gofer.v1.StatFSResp
+	33, // 42: veil.gofer.v1.Response.empty:type_name -> veil.gofer.v1.Empty
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_gofer_proto_init() }
