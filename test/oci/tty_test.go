@@ -67,6 +67,15 @@ func (x *tmux) screen() string {
 // after was typed: pass the screen from before) and returns the match.
 func (x *tmux) waitFor(re string, before string, timeout time.Duration) []string {
 	x.t.Helper()
+	m := x.tryWait(re, before, timeout)
+	if m == nil {
+		x.t.Fatalf("terminal never showed %q within %v; screen:\n%s", re, timeout, x.screen())
+	}
+	return m
+}
+
+// tryWait is waitFor that returns nil on a timeout.
+func (x *tmux) tryWait(re string, before string, timeout time.Duration) []string {
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(timeout)
 	for {
@@ -80,7 +89,7 @@ func (x *tmux) waitFor(re string, before string, timeout time.Duration) []string
 			return m
 		}
 		if time.Now().After(deadline) {
-			x.t.Fatalf("terminal never showed %q within %v; screen:\n%s", re, timeout, s)
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -112,10 +121,17 @@ func interactiveShell(t *testing.T, x *tmux) {
 	// runsc) to the host master and into the sandbox's terminal, which
 	// Veil polls: give it a moment before asking.
 	x.resize(70, 20)
-	time.Sleep(700 * time.Millisecond)
-	s = x.screen()
-	x.line("stty size")
-	x.waitFor(`\n20 70\r?\n`, s, 10*time.Second)
+	for i := 0; ; i++ {
+		time.Sleep(500 * time.Millisecond)
+		s = x.screen()
+		x.line("stty size")
+		if x.tryWait(`\n20 70\r?\n`, s, 3*time.Second) != nil {
+			break
+		}
+		if i == 5 {
+			t.Fatalf("stty size never showed the new size 20x70; screen:\n%s", x.screen())
+		}
+	}
 	// ^C reaches the foreground job (sleep), not the shell.
 	s = x.screen()
 	x.line("sleep 100")
