@@ -181,8 +181,8 @@ func (e *Exec) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomma
 	}
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	var console *container.Console
+	var term *os.File
 	if p.Terminal {
-		var term *os.File
 		switch {
 		case e.consoleSocket != "":
 			term, err = container.SocketConsole(e.consoleSocket, p.ConsoleSize)
@@ -203,6 +203,8 @@ func (e *Exec) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomma
 	// The failures below are printed on a terminal back to normal.
 	fail := func(format string, args ...any) subcommands.ExitStatus {
 		if console != nil {
+			// Without a replica left the relay ends at once.
+			term.Close()
 			console.Close()
 		}
 		return failf(format, args...)
@@ -218,6 +220,10 @@ func (e *Exec) Execute(_ context.Context, f *flag.FlagSet, args ...any) subcomma
 	}
 	if err := conn.Send(&control.Request{Op: &control.Request_Exec{Exec: &control.ExecReq{Process: cp, Terminal: p.Terminal}}}, fds); err != nil {
 		return fail("exec: %v", err)
+	}
+	if term != nil {
+		// The sandbox has its own copy; a relay ends when it closes it.
+		term.Close()
 	}
 	resp, err := control.RecvResponse(conn)
 	if err != nil {

@@ -133,14 +133,16 @@ func Create(conf *config.Config, id string, opts CreateOptions) (_ *Container, _
 		if err != nil {
 			return nil, nil, err
 		}
-		defer term.Close()
 		if c.console != nil {
+			// After term.Close (deferred below): the console's relay
+			// ends once no replica is left.
 			defer func() {
 				if err != nil {
 					c.CloseConsole()
 				}
 			}()
 		}
+		defer term.Close()
 		sopts.Stdio = [3]*os.File{term, term, term}
 		sopts.Args.Terminal = true
 	} else if opts.ConsoleSocket != "" {
