@@ -63,9 +63,7 @@ func mayDelete(creds *auth.Credentials, dir VirtualDentry, child *Dentry, wantDi
 
 // isMountpoint reports whether anything is mounted on d.
 func (vfs *VirtualFilesystem) isMountpoint(d *Dentry) bool {
-	vfs.mountMu.RLock()
-	defer vfs.mountMu.RUnlock()
-	return d.mounts > 0
+	return d.mounts.Load() > 0
 }
 
 // OpenAt is open(2)/openat(2).
@@ -85,8 +83,8 @@ func (vfs *VirtualFilesystem) OpenAt(ctx context.Context, pop *PathOperation, op
 		flags &= unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	}
 	vfs.renameMu.RLock()
-	r, err := vfs.newResolver(ctx, pop)
-	if err != nil {
+	var r resolver
+	if err := r.init(vfs, ctx, pop); err != nil {
 		vfs.renameMu.RUnlock()
 		return nil, err
 	}
@@ -113,7 +111,8 @@ func (vfs *VirtualFilesystem) openCreate(ctx context.Context, pop *PathOperation
 			vfs.renameMu.Unlock()
 			return nil, err
 		}
-		if len(r.comps) == 0 || isDotName(r.comps[0]) || r.mustBeDir {
+		name, ok := r.final()
+		if !ok || isDotName(name) || r.mustBeDir {
 			vfs.renameMu.Unlock()
 			return nil, unix.EISDIR
 		}
@@ -121,7 +120,6 @@ func (vfs *VirtualFilesystem) openCreate(ctx context.Context, pop *PathOperation
 			vfs.renameMu.Unlock()
 			return nil, err
 		}
-		name := r.comps[0]
 		next, err := r.walkOne(name)
 		if err == unix.ENOENT {
 			parent := r.cur
@@ -155,7 +153,7 @@ func (vfs *VirtualFilesystem) openCreate(ctx context.Context, pop *PathOperation
 				vfs.renameMu.Unlock()
 				return nil, unix.ELOOP
 			}
-			r.comps = nil
+			r.rest = ""
 			r.jumped = false
 			if err := r.follow(next); err != nil {
 				vfs.renameMu.Unlock()
@@ -272,13 +270,13 @@ func (vfs *VirtualFilesystem) createAt(ctx context.Context, pop *PathOperation, 
 	if err := r.walkToParent(); err != nil {
 		return err
 	}
-	if len(r.comps) == 0 || isDotName(r.comps[0]) {
+	name, ok := r.final()
+	if !ok || isDotName(name) {
 		return unix.EEXIST
 	}
 	if err := r.mayLookup(); err != nil {
 		return err
 	}
-	name := r.comps[0]
 	_, err = r.walkOne(name)
 	switch {
 	case err == nil:
@@ -413,13 +411,13 @@ func (vfs *VirtualFilesystem) removeAt(ctx context.Context, pop *PathOperation, 
 	if err := r.walkToParent(); err != nil {
 		return err
 	}
-	if len(r.comps) == 0 {
+	name, ok := r.final()
+	if !ok {
 		if dir {
 			return unix.EBUSY
 		}
 		return unix.EISDIR
 	}
-	name := r.comps[0]
 	if isDotName(name) {
 		switch {
 		case !dir:
@@ -532,16 +530,17 @@ func (vfs *VirtualFilesystem) RenameAt(ctx context.Context, oldpop, newpop *Path
 	if err := nr.walkToParent(); err != nil {
 		return err
 	}
-	if len(or.comps) == 0 || isDotName(or.comps[0]) {
+	oldName, oldOK := or.final()
+	newName, newOK := nr.final()
+	if !oldOK || isDotName(oldName) {
 		return unix.EBUSY
 	}
-	if len(nr.comps) == 0 || isDotName(nr.comps[0]) {
+	if !newOK || isDotName(newName) {
 		if flags&unix.RENAME_NOREPLACE != 0 {
 			return unix.EEXIST
 		}
 		return unix.EBUSY
 	}
-	oldName, newName := or.comps[0], nr.comps[0]
 	oldParent, newParent := or.cur, nr.cur
 	if err := or.mayLookup(); err != nil {
 		return err

@@ -33,15 +33,19 @@ const (
 	ResolveAll          = 0x3f
 )
 
-// resolver is the one path walker. It consumes comps one at a time from
-// cur, splicing in the targets of the symlinks it follows.
+// resolver is the one path walker. It consumes the components of rest
+// one at a time from cur, splicing in the targets of the symlinks it
+// follows. Components are found as the walk reaches them, so that a walk
+// allocates nothing but what it caches.
 type resolver struct {
 	vfs   *VirtualFilesystem
 	ctx   context.Context
 	creds *auth.Credentials
 	root  VirtualDentry
 	cur   VirtualDentry
-	comps []string
+	// rest is what is left of the path, components separated by one or
+	// more slashes; every component was checked against NAME_MAX.
+	rest string
 	// mustBeDir is set when the path (or the target of a final symlink)
 	// ends in '/': the final file must be a directory.
 	mustBeDir bool
@@ -52,37 +56,80 @@ type resolver struct {
 	flags uint64
 }
 
-func splitPath(p string) (comps []string, trailingSlash bool, err error) {
-	for _, c := range strings.Split(p, "/") {
-		if c == "" {
+// checkPath refuses a path with a component longer than NAME_MAX (before
+// anything is walked, as Linux's fixed-length component check) and says
+// whether it has components and whether it ends in '/'.
+func checkPath(p string) (hasComps, trailingSlash bool, err error) {
+	n := 0
+	for k := 0; k < len(p); k++ {
+		if p[k] == '/' {
+			n = 0
 			continue
 		}
-		if len(c) > NameMax {
-			return nil, false, unix.ENAMETOOLONG
+		hasComps = true
+		if n++; n > NameMax {
+			return false, false, unix.ENAMETOOLONG
 		}
-		comps = append(comps, c)
 	}
-	return comps, len(comps) > 0 && strings.HasSuffix(p, "/"), nil
+	return hasComps, hasComps && p[len(p)-1] == '/', nil
+}
+
+// next returns the first component left, "" if none, and whether another
+// follows it; it does not consume it.
+func (r *resolver) next() (name string, more bool) {
+	p := r.rest
+	for len(p) > 0 && p[0] == '/' {
+		p = p[1:]
+	}
+	r.rest = p
+	i := strings.IndexByte(p, '/')
+	if i < 0 {
+		return p, false
+	}
+	for k := i; k < len(p); k++ {
+		if p[k] != '/' {
+			return p[:i], true
+		}
+	}
+	return p[:i], false
+}
+
+// consume drops name, the component next returned.
+func (r *resolver) consume(name string) { r.rest = r.rest[len(name):] }
+
+// final returns the one component left after walkToParent, if any.
+func (r *resolver) final() (string, bool) {
+	name, _ := r.next()
+	return name, name != ""
 }
 
 func (vfs *VirtualFilesystem) newResolver(ctx context.Context, pop *PathOperation) (*resolver, error) {
-	if pop.Path == "" {
-		return nil, unix.ENOENT
-	}
-	if len(pop.Path) >= PathMax {
-		return nil, unix.ENAMETOOLONG
-	}
-	comps, slash, err := splitPath(pop.Path)
-	if err != nil {
+	r := new(resolver)
+	if err := r.init(vfs, ctx, pop); err != nil {
 		return nil, err
 	}
-	r := &resolver{
+	return r, nil
+}
+
+// init readies r to resolve pop. Hot paths keep r on their stack.
+func (r *resolver) init(vfs *VirtualFilesystem, ctx context.Context, pop *PathOperation) error {
+	if pop.Path == "" {
+		return unix.ENOENT
+	}
+	if len(pop.Path) >= PathMax {
+		return unix.ENAMETOOLONG
+	}
+	_, slash, err := checkPath(pop.Path)
+	if err != nil {
+		return err
+	}
+	*r = resolver{
 		vfs:       vfs,
 		ctx:       ctx,
 		creds:     auth.CredentialsFromContext(ctx),
 		root:      pop.Root,
 		cur:       pop.Start,
-		comps:     comps,
+		rest:      pop.Path,
 		mustBeDir: slash,
 		flags:     pop.Resolve,
 	}
@@ -92,16 +139,16 @@ func (vfs *VirtualFilesystem) newResolver(ctx context.Context, pop *PathOperatio
 	}
 	if pop.Path[0] == '/' {
 		if r.flags&ResolveBeneath != 0 {
-			return nil, unix.EXDEV
+			return unix.EXDEV
 		}
 		// An absolute path may start on another mount than the
 		// directory even under RESOLVE_NO_XDEV.
 		r.cur = r.root
 	}
 	if !r.cur.Ok() || !r.root.Ok() {
-		return nil, unix.ENOENT
+		return unix.ENOENT
 	}
-	return r, nil
+	return nil
 }
 
 // moveTo moves cur to vd, refusing a change of mount under
@@ -220,14 +267,18 @@ func (r *resolver) follow(link VirtualDentry) error {
 	if target == "" {
 		return unix.ENOENT
 	}
-	comps, slash, err := splitPath(target)
+	_, slash, err := checkPath(target)
 	if err != nil {
 		return err
 	}
-	if len(r.comps) == 0 && slash {
-		r.mustBeDir = true
+	if rest, _ := r.final(); rest == "" {
+		if slash {
+			r.mustBeDir = true
+		}
+		r.rest = target
+	} else {
+		r.rest = target + "/" + r.rest
 	}
-	r.comps = append(comps, r.comps...)
 	if target[0] == '/' {
 		if r.flags&ResolveBeneath != 0 {
 			return unix.EXDEV
@@ -238,14 +289,17 @@ func (r *resolver) follow(link VirtualDentry) error {
 }
 
 // walkToParent walks every component but the last, following symlinks;
-// afterwards cur is the parent and comps holds at most one name.
+// afterwards cur is the parent and rest holds at most one component.
 func (r *resolver) walkToParent() error {
-	for len(r.comps) > 1 {
+	for {
+		name, more := r.next()
+		if !more {
+			return nil
+		}
 		if err := r.mayLookup(); err != nil {
 			return err
 		}
-		name := r.comps[0]
-		r.comps = r.comps[1:]
+		r.consume(name)
 		next, err := r.walkOne(name)
 		if err != nil {
 			return err
@@ -258,7 +312,6 @@ func (r *resolver) walkToParent() error {
 		}
 		r.cur = next
 	}
-	return nil
 }
 
 // walkFinal resolves the whole path.
@@ -267,7 +320,8 @@ func (r *resolver) walkFinal(followFinal bool) (VirtualDentry, error) {
 		if err := r.walkToParent(); err != nil {
 			return VirtualDentry{}, err
 		}
-		if len(r.comps) == 0 {
+		name, ok := r.final()
+		if !ok {
 			// The path was all slashes, or a symlink to such a path.
 			if !r.cur.Dentry.isDir() && r.mustBeDir {
 				return VirtualDentry{}, unix.ENOTDIR
@@ -277,8 +331,7 @@ func (r *resolver) walkFinal(followFinal bool) (VirtualDentry, error) {
 		if err := r.mayLookup(); err != nil {
 			return VirtualDentry{}, err
 		}
-		name := r.comps[0]
-		r.comps = nil
+		r.rest = ""
 		next, err := r.walkOne(name)
 		if err != nil {
 			return VirtualDentry{}, err
@@ -300,8 +353,8 @@ func (r *resolver) walkFinal(followFinal bool) (VirtualDentry, error) {
 func (vfs *VirtualFilesystem) GetDentryAt(ctx context.Context, pop *PathOperation) (VirtualDentry, error) {
 	vfs.renameMu.RLock()
 	defer vfs.renameMu.RUnlock()
-	r, err := vfs.newResolver(ctx, pop)
-	if err != nil {
+	var r resolver
+	if err := r.init(vfs, ctx, pop); err != nil {
 		return VirtualDentry{}, err
 	}
 	return r.walkFinal(pop.FollowFinalSymlink)

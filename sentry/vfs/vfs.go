@@ -59,9 +59,10 @@ type Dentry struct {
 	// O_EXCL, which linkat may give a name although it has no link
 	// (protected by renameMu).
 	linkable bool
-	// mounts counts mounts whose mount point this dentry is
-	// (protected by VirtualFilesystem.mountMu).
-	mounts int
+	// mounts counts mounts whose mount point this dentry is (changed
+	// under VirtualFilesystem.mountMu; atomic so that walks, which check
+	// it for every component, need not take that lock to find none).
+	mounts atomic.Int32
 	// pins counts mounts whose mount point or root this dentry is; such
 	// a dentry is never evicted. Atomic so the evictor need not take
 	// mountMu.
@@ -264,7 +265,7 @@ func (vfs *VirtualFilesystem) attach(fs *Filesystem, root *Dentry, target Virtua
 	}
 	m := vfs.newMountLocked(fs, root, flags)
 	m.parent, m.point = target.Mount, target.Dentry
-	target.Dentry.mounts++
+	target.Dentry.mounts.Add(1)
 	vfs.mounts[mountKey{target.Mount, target.Dentry}] = m
 	pin(root)
 	pin(target.Dentry)
@@ -292,7 +293,7 @@ func (vfs *VirtualFilesystem) Umount(ctx context.Context, vd VirtualDentry) erro
 		}
 	}
 	delete(vfs.mounts, mountKey{m.parent, m.point})
-	m.point.mounts--
+	m.point.mounts.Add(-1)
 	point := m.point
 	m.parent, m.point = nil, nil
 	vfs.mountMu.Unlock()
@@ -325,11 +326,11 @@ func (vfs *VirtualFilesystem) Mounts() []*Mount {
 
 // mountedAt returns the mount on top of (m, d), following stacks, or nil.
 func (vfs *VirtualFilesystem) mountedAt(m *Mount, d *Dentry) *Mount {
-	vfs.mountMu.RLock()
-	defer vfs.mountMu.RUnlock()
-	if d.mounts == 0 {
+	if d.mounts.Load() == 0 {
 		return nil
 	}
+	vfs.mountMu.RLock()
+	defer vfs.mountMu.RUnlock()
 	var top *Mount
 	for {
 		n, ok := vfs.mounts[mountKey{m, d}]
