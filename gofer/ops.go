@@ -208,7 +208,7 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 			if packed {
 				var ps *proto.Stat
 				if haveAttr {
-					v := statOf(&st)
+					v := proto.HostStat(&st)
 					ps = &v
 				}
 				pack = proto.AppendPacked(pack, name, ino, off, typ, ps)
@@ -230,17 +230,6 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 		rd.Dir = s.dirHandle(fd)
 	}
 	return &proto.Response{Result: &proto.Response_Readdir{Readdir: rd}}, nil
-}
-
-// statOf converts a host stat for a packed listing.
-func statOf(st *unix.Stat_t) proto.Stat {
-	return proto.Stat{
-		Mode: st.Mode, UID: st.Uid, GID: st.Gid, Blksize: uint32(st.Blksize),
-		Nlink: uint64(st.Nlink), Ino: st.Ino, Dev: st.Dev, Size: st.Size, Blocks: st.Blocks, Rdev: st.Rdev,
-		Atime: proto.StatTime{Sec: st.Atim.Sec, Nsec: uint32(st.Atim.Nsec)},
-		Mtime: proto.StatTime{Sec: st.Mtim.Sec, Nsec: uint32(st.Mtim.Nsec)},
-		Ctime: proto.StatTime{Sec: st.Ctim.Sec, Nsec: uint32(st.Ctim.Nsec)},
-	}
 }
 
 // dirHandle makes a handle of the directory open at fd, or nil if it

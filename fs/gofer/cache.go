@@ -388,15 +388,10 @@ func (c *pageCache) DecRef() {
 	}
 }
 
-// attrFromStat converts a host stat of a donated FD.
-func attrFromStat(st *unix.Stat_t) *proto.Attr {
-	return &proto.Attr{
-		Mode: st.Mode, Uid: st.Uid, Gid: st.Gid, Nlink: uint64(st.Nlink), Ino: st.Ino, Dev: st.Dev,
-		Size: st.Size, Blocks: st.Blocks, Blksize: int64(st.Blksize), Rdev: st.Rdev,
-		Atime: &proto.Timespec{Sec: st.Atim.Sec, Nsec: st.Atim.Nsec},
-		Mtime: &proto.Timespec{Sec: st.Mtim.Sec, Nsec: st.Mtim.Nsec},
-		Ctime: &proto.Timespec{Sec: st.Ctim.Sec, Nsec: st.Ctim.Nsec},
-	}
+// sameAttr reports whether a says what st does, so that a need not be
+// replaced.
+func sameAttr(a *proto.Stat, st *unix.Stat_t) bool {
+	return a != nil && *a == proto.HostStat(st)
 }
 
 var _ memmap.Mappable = (*pageCache)(nil)

@@ -103,6 +103,7 @@ func (i *inode) listByName() ([]proto.PackedDirent, error) {
 		// is: the new handle is not needed.
 		batch = fs.releaseLocked(&holding{handle: h, held: true})
 	} else {
+		i.watchLocked()
 		i.hold.handle, i.hold.held = h, true
 	}
 	fs.handleMu.Unlock()
@@ -130,7 +131,8 @@ func (i *inode) lookupListed(name string) (c *inode, ok bool, err error) {
 		// It vanished while being listed, or was replaced: ask.
 		return nil, false, nil
 	}
-	return i.fs.newUnheldInode(e.Attr.Attr(), i, name), true, nil
+	st := e.Attr
+	return i.fs.newUnheldInode(&st, i, name), true, nil
 }
 
 // dirents returns the listing as ReadDir does.

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/veil-sandbox/veil/gofer/proto"
 )
 
 // Opening a gofer file costs a round trip to another process, far more
@@ -80,4 +82,40 @@ func (h *holding) dropFDs() {
 			h.fds[s] = nil
 		}
 	}
+}
+
+// statKeptFD refreshes i's attributes from an FD it keeps, a host call
+// instead of a round trip to the gofer; nil if it keeps none.
+func (i *inode) statKeptFD() *proto.Stat {
+	i.mu.Lock()
+	var h *hostFD
+	for _, f := range i.hold.fds {
+		if f != nil {
+			h = f
+			h.incRef()
+			break
+		}
+	}
+	i.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	defer h.decRef()
+	var st unix.Stat_t
+	if unix.Fstat(h.fd, &st) != nil {
+		return nil
+	}
+	return i.noteHostStat(&st)
+}
+
+// noteHostStat caches attributes read from a host FD of i's file, keeping
+// the cached ones when nothing changed, and returns them.
+func (i *inode) noteHostStat(st *unix.Stat_t) *proto.Stat {
+	a := i.cachedAttr()
+	if !sameAttr(a, st) {
+		hs := proto.HostStat(st)
+		a = &hs
+		i.attr.Store(a)
+	}
+	return a
 }

@@ -83,3 +83,39 @@ func TestCreateKeepsFD(t *testing.T) {
 		t.Errorf("read of a write-only description: %v, want EBADF", err)
 	}
 }
+
+// On a writable mount, a stat by path of a file whose inode keeps an FD
+// reads the host file through it: fresh attributes, no round trip.
+func TestStatThroughKeptFD(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	e := newVFSEnv(t, dir, false, 64)
+	c := e.fs.Impl().(*Filesystem).client
+	fd, err := e.vfs.OpenAt(ctx, e.pop(e.root, "f"), vfs.OpenOptions{Flags: unix.O_RDWR | unix.O_CREAT, Mode: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.DecRef(ctx)
+	written := uint64(0)
+	for _, size := range []uint64{5, 11} {
+		if _, err := fd.Write(ctx, usermem.BytesSequence(make([]byte, size-written))); err != nil {
+			t.Fatal(err)
+		}
+		written = size
+		before := roundTrips(c)
+		st, err := e.vfs.StatAt(ctx, e.pop(e.root, "f"))
+		if err != nil || st.Size != size {
+			t.Fatalf("stat: size %d, %v; want %d", st.Size, err, size)
+		}
+		if n := roundTrips(c) - before; n != 0 {
+			t.Errorf("stat made %d round trips, want 0", n)
+		}
+	}
+	// Changed from elsewhere (here, the host): still the file's own.
+	if err := os.Truncate(filepath.Join(dir, "f"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.vfs.StatAt(ctx, e.pop(e.root, "f")); err != nil || st.Size != 2 {
+		t.Errorf("stat after a host truncate: size %d, %v", st.Size, err)
+	}
+}

@@ -3,6 +3,7 @@ package gofer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -83,43 +84,41 @@ type inode struct {
 	// appendMu serializes O_APPEND writes (find the end, write there).
 	appendMu sync.Mutex
 
-	mu     sync.Mutex // guards attr, target and hold.cache
-	attr   *proto.Attr
-	target string // cached symlink target, when cacheAttrs
+	// attr is the latest attributes; the walker reads them for every
+	// component (Perms), so without a lock. A Stat is never changed once
+	// stored.
+	attr atomic.Pointer[proto.Stat]
+
+	mu     sync.Mutex // guards target, list, lookups and hold.cache
+	target string     // cached symlink target, when cacheAttrs
 	// list and lookups: the directory's listing and how many lookups
 	// were made in it, when cacheAttrs (dircache.go).
 	list    *listing
 	lookups int
 }
 
-func (i *inode) cachedAttr() *proto.Attr {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.attr
-}
+func (i *inode) cachedAttr() *proto.Stat { return i.attr.Load() }
 
+// setAttr caches attributes the gofer sent.
 func (i *inode) setAttr(a *proto.Attr) {
-	i.mu.Lock()
-	i.attr = a
-	i.mu.Unlock()
+	st := proto.StatOf(a)
+	i.attr.Store(&st)
 }
 
 // Perms implements vfs.Inode.
 func (i *inode) Perms() vfs.Perms {
 	a := i.cachedAttr()
-	return vfs.Perms{Mode: a.Mode, UID: auth.KUID(a.Uid), GID: auth.KGID(a.Gid)}
+	return vfs.Perms{Mode: a.Mode, UID: auth.KUID(a.UID), GID: auth.KGID(a.GID)}
 }
 
-func statxOf(a *proto.Attr) vfs.Statx {
-	ts := func(t *proto.Timespec) vfs.StatxTimestamp {
-		return vfs.StatxTimestamp{Sec: t.GetSec(), Nsec: uint32(t.GetNsec())}
-	}
+func statxOf(a *proto.Stat) vfs.Statx {
+	ts := func(t proto.StatTime) vfs.StatxTimestamp { return vfs.StatxTimestamp{Sec: t.Sec, Nsec: t.Nsec} }
 	return vfs.Statx{
 		Mask:      unix.STATX_BASIC_STATS,
-		Blksize:   uint32(a.Blksize),
+		Blksize:   a.Blksize,
 		Nlink:     uint32(a.Nlink),
-		UID:       a.Uid,
-		GID:       a.Gid,
+		UID:       a.UID,
+		GID:       a.GID,
 		Mode:      uint16(a.Mode),
 		Ino:       a.Ino,
 		Size:      uint64(a.Size),
@@ -135,6 +134,9 @@ func statxOf(a *proto.Attr) vfs.Statx {
 // Stat implements vfs.Inode.
 func (i *inode) Stat(context.Context) (vfs.Statx, error) {
 	if !i.fs.cacheAttrs {
+		if a := i.statKeptFD(); a != nil {
+			return statxOf(a), nil
+		}
 		err := i.withHandle(i.refreshWith)
 		if err == unix.ESTALE && i.unlinked() {
 			// A deleted file or directory still held open (or as a

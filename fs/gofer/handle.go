@@ -51,25 +51,41 @@ type holding struct {
 	// fds are donated FDs kept for later opens (fdcache.go), by access
 	// mode; guarded like cache.
 	fds [3]*hostFD
+	// watched is set once the inode has a cleanup to drop the holding;
+	// guarded by handleMu.
+	watched bool
 }
 
 // newInode makes an inode holding handle h, reachable as name in dir (dir
 // is nil for the root).
 func (fs *Filesystem) newInode(h uint32, a *proto.Attr, dir *inode, name string) *inode {
-	i := &inode{fs: fs, hold: &holding{handle: h, held: true}, attr: a}
+	i := &inode{fs: fs, hold: &holding{handle: h, held: true}}
+	i.setAttr(a)
 	if dir != nil {
 		i.links = []link{{dir, name}}
-		runtime.AddCleanup(i, fs.dropHolding, i.hold)
+		i.watchLocked()
 	}
 	return i
 }
 
 // newUnheldInode makes an inode known by attributes only, reachable as
-// name in dir; its handle is walked to when first needed.
-func (fs *Filesystem) newUnheldInode(a *proto.Attr, dir *inode, name string) *inode {
-	i := &inode{fs: fs, hold: &holding{}, attr: a, links: []link{{dir, name}}}
-	runtime.AddCleanup(i, fs.dropHolding, i.hold)
+// name in dir; its handle is walked to when first needed. Most such
+// inodes (a listing's) are only ever stat'ed, so they get no cleanup
+// until they first hold something.
+func (fs *Filesystem) newUnheldInode(a *proto.Stat, dir *inode, name string) *inode {
+	i := &inode{fs: fs, hold: &holding{}, links: []link{{dir, name}}}
+	i.attr.Store(a)
 	return i
+}
+
+// watchLocked makes sure a garbage i lets go of what it holds: i is about
+// to hold a handle, which comes before any FD or page cache it keeps.
+// handleMu is held for writing (or i is not yet shared).
+func (i *inode) watchLocked() {
+	if !i.hold.watched {
+		i.hold.watched = true
+		runtime.AddCleanup(i, i.fs.dropHolding, i.hold)
+	}
 }
 
 // dropHolding lets go of what a garbage inode still held.
@@ -136,6 +152,7 @@ func (fs *Filesystem) acquireLocked(i *inode) (uint32, error) {
 			err = unix.ESTALE
 			continue
 		}
+		i.watchLocked()
 		i.hold.handle, i.hold.held = h, true
 		if !fs.cacheAttrs {
 			i.setAttr(a)

@@ -116,16 +116,19 @@ func (f *regularFD) keepSetID(ctx context.Context) {
 	f.inode.SetStat(ctx, vfs.SetStatOptions{Mask: unix.STATX_MODE, Mode: mode & 0o7777})
 }
 
-// Stat implements vfs.FileDescriptionImpl; the open FD is the freshest
-// source.
+// Stat implements vfs.FileDescriptionImpl. On a read-only mount the
+// cached attributes are the file's, as for a stat by path; otherwise the
+// open FD is the freshest source, and the cache is refreshed from it when
+// it changed.
 func (f *regularFD) Stat(ctx context.Context) (vfs.Statx, error) {
+	if f.inode.fs.cacheAttrs {
+		return statxOf(f.inode.cachedAttr()), nil
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
 		return vfs.Statx{}, linuxerr.FromHost(err)
 	}
-	a := attrFromStat(&st)
-	f.inode.setAttr(a)
-	return statxOf(a), nil
+	return statxOf(f.inode.noteHostStat(&st)), nil
 }
 
 // SetStat implements vfs.FileDescriptionImpl.

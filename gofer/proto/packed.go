@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Packed directory entries (ReaddirResp.packed, from version 3). A
@@ -59,6 +61,17 @@ func (s *Stat) Attr() *Attr {
 		Mode: s.Mode, Uid: s.UID, Gid: s.GID, Nlink: s.Nlink, Ino: s.Ino, Dev: s.Dev,
 		Size: s.Size, Blocks: s.Blocks, Blksize: int64(s.Blksize), Rdev: s.Rdev,
 		Atime: ts(s.Atime), Mtime: ts(s.Mtime), Ctime: ts(s.Ctime),
+	}
+}
+
+// HostStat converts a host stat.
+func HostStat(st *unix.Stat_t) Stat {
+	return Stat{
+		Mode: st.Mode, UID: st.Uid, GID: st.Gid, Blksize: uint32(st.Blksize),
+		Nlink: uint64(st.Nlink), Ino: st.Ino, Dev: st.Dev, Size: st.Size, Blocks: st.Blocks, Rdev: st.Rdev,
+		Atime: StatTime{st.Atim.Sec, uint32(st.Atim.Nsec)},
+		Mtime: StatTime{st.Mtim.Sec, uint32(st.Mtim.Nsec)},
+		Ctime: StatTime{st.Ctim.Sec, uint32(st.Ctim.Nsec)},
 	}
 }
 
