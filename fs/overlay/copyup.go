@@ -21,9 +21,8 @@ func (fs *Filesystem) copyUp(ctx context.Context, i *inode) error {
 }
 
 func (fs *Filesystem) copyUpLocked(ctx context.Context, i *inode) error {
-	i.mu.RLock()
-	upper, placed, lower := i.upper, i.placed, i.lower
-	i.mu.RUnlock()
+	ls := i.ls.Load()
+	upper, placed, lower := ls.upper, ls.placed, ls.lower
 	if upper != nil && placed {
 		return nil
 	}
@@ -102,10 +101,9 @@ func (fs *Filesystem) copyUpLocked(ctx context.Context, i *inode) error {
 	return nil
 }
 
+// setUpper places c as i's upper file. fs.mu is held.
 func (i *inode) setUpper(c vfs.Inode) {
-	i.mu.Lock()
-	i.upper, i.placed = c, true
-	i.mu.Unlock()
+	i.setLayers(func(s *layerSet) { s.upper, s.placed = c, true })
 }
 
 // copyData copies size bytes of regular file from into to.

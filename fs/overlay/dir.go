@@ -317,9 +317,7 @@ func (i *inode) Rename(ctx context.Context, oldName string, child vfs.Inode, new
 		fs.opaque[cu] = true
 	}
 	c.parent, c.name = np, newName
-	c.mu.Lock()
-	c.lower = nil
-	c.mu.Unlock()
+	c.setLayers(func(s *layerSet) { s.lower = nil })
 	if oldHidden {
 		return fs.whiteoutLocked(ctx, pu, oldName)
 	}
@@ -378,9 +376,7 @@ func (i *inode) Exchange(ctx context.Context, oldName string, child vfs.Inode, n
 	}
 	c.parent, c.name, o.parent, o.name = np, newName, i, oldName
 	for _, x := range []*inode{c, o} {
-		x.mu.Lock()
-		x.lower = nil
-		x.mu.Unlock()
+		x.setLayers(func(s *layerSet) { s.lower = nil })
 	}
 	return nil
 }

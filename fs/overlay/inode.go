@@ -2,7 +2,7 @@ package overlay
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -22,7 +22,14 @@ type inode struct {
 	parent *inode
 	name   string
 
-	mu sync.RWMutex
+	// ls is the inode's layers, replaced whole (under fs.mu) when they
+	// change, so that walks read them with one load.
+	ls    atomic.Pointer[layerSet]
+	first layerSet // ls until the first change
+}
+
+// layerSet is what an inode is made of.
+type layerSet struct {
 	// upper is the file in the upper layer, nil until copied up. placed
 	// is false while upper is only a copy made through another hard link
 	// and not yet linked at this name.
@@ -35,9 +42,15 @@ type inode struct {
 
 // layers returns upper (if any) and lower.
 func (i *inode) layers() (upper, lower vfs.Inode) {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	return i.upper, i.lower
+	s := i.ls.Load()
+	return s.upper, s.lower
+}
+
+// setLayers changes i's layers with change. fs.mu is held.
+func (i *inode) setLayers(change func(s *layerSet)) {
+	s := *i.ls.Load()
+	change(&s)
+	i.ls.Store(&s)
 }
 
 // cur is the layer inode that answers for the file now.
@@ -184,7 +197,9 @@ func (i *inode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
 }
 
 func (fs *Filesystem) newInode(parent *inode, name string, upper vfs.Inode, placed bool, lower vfs.Inode) *inode {
-	return &inode{fs: fs, parent: parent, name: name, upper: upper, placed: placed, lower: lower}
+	i := &inode{fs: fs, parent: parent, name: name, first: layerSet{upper: upper, placed: placed, lower: lower}}
+	i.ls.Store(&i.first)
+	return i
 }
 
 // linkedCopy returns the copy of lower file l if another of its names was
@@ -210,6 +225,10 @@ func (fs *Filesystem) linkedCopy(ctx context.Context, l vfs.Inode) vfs.Inode {
 func (i *inode) ReadDir(ctx context.Context) ([]vfs.Dirent, error) {
 	fs := i.fs
 	upper, lower := i.layers()
+	if upper == nil {
+		// Nothing to merge: a directory only the lower layer has.
+		return lower.ReadDir(ctx)
+	}
 	var out []vfs.Dirent
 	seen := map[string]bool{}
 	if upper != nil {

@@ -41,9 +41,10 @@
 //
 // Filesystem.mu serialises every change to the upper layer (copy-up,
 // create, remove, rename) and guards whiteouts, opaque, links and each
-// inode's parent and name. inode.mu guards an inode's upper, placed and
-// lower fields, so walks (Perms, Lookup) never wait for a copy-up's data
-// copy. Order: Filesystem.mu → inode.mu → the layers' own locks.
+// inode's parent and name. An inode's layers are an immutable set
+// replaced whole under Filesystem.mu and read with one atomic load, so
+// walks (Perms, Lookup) never wait for a copy-up's data copy. Order:
+// Filesystem.mu → the layers' own locks.
 package overlay
 
 import (
@@ -100,7 +101,7 @@ func New(ctx context.Context, upper, lower vfs.FilesystemImpl) (*Filesystem, err
 		upperFS: upper, lowerFS: lower,
 		whiteouts: map[vfs.Inode]bool{}, opaque: map[vfs.Inode]bool{}, links: map[uint64]vfs.Inode{},
 	}
-	fs.root = &inode{fs: fs, upper: ur, placed: true, lower: lr}
+	fs.root = fs.newInode(nil, "", ur, true, lr)
 	return fs, nil
 }
 

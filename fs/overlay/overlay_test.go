@@ -20,10 +20,11 @@ import (
 )
 
 type env struct {
-	t    testing.TB
-	host string // the lower layer's directory on the host
-	vfs  *vfs.VirtualFilesystem
-	root vfs.VirtualDentry
+	t      testing.TB
+	host   string // the lower layer's directory on the host
+	vfs    *vfs.VirtualFilesystem
+	root   vfs.VirtualDentry
+	client *gofer.Client // the lower layer's
 }
 
 // newEnv stacks a tmpfs over a read-only gofer mount of a fresh host
@@ -71,7 +72,7 @@ func newEnvAt(t testing.TB, dir string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, host: dir, vfs: v, root: root}
+	return &env{t: t, host: dir, vfs: v, root: root, client: c}
 }
 
 func (e *env) pop(path string) *vfs.PathOperation {
@@ -478,5 +479,54 @@ func TestMergedDirStat(t *testing.T) {
 	}
 	if st, _ := e.stat("/"); st.Nlink != 4 {
 		t.Errorf("after rmdir of a lower directory: nlink %d, want 4", st.Nlink)
+	}
+}
+
+// The lower layer is read-only and the sandbox's own, so the cache is
+// the truth: once a file has been opened, opening, stat'ing and reading
+// it again, and looking up names that are not there, cost no round trip
+// to the gofer.
+func TestCachedLowerCostsNoRoundTrip(t *testing.T) {
+	e := newEnv(t, benchTree)
+	ctx := context.Background()
+	e.mustRead("usr/bin/env", "#!")
+	// Second lookups in a directory fetch its listing.
+	for _, p := range []string{"usr/bin/f1", "usr/nothing", "nothing"} {
+		e.stat(p)
+	}
+	before := e.client.RoundTrips()
+	for range 3 {
+		e.mustRead("usr/bin/env", "#!")
+		fd, err := e.vfs.OpenAt(ctx, &vfs.PathOperation{Root: e.root, Start: e.root, Path: "/usr/bin/env"}, vfs.OpenOptions{Flags: unix.O_RDONLY})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := fd.Stat(ctx); err != nil || st.Size != 2 {
+			t.Errorf("fstat: size %d, %v", st.Size, err)
+		}
+		fd.DecRef(ctx)
+		for _, p := range []string{"usr/bin/env", "usr/bin/f7", "usr/bin", "usr"} {
+			if _, err := e.stat(p); err != nil {
+				t.Errorf("stat %s: %v", p, err)
+			}
+		}
+		for _, p := range []string{"usr/bin/missing", "usr/nothing", "nothing"} {
+			if _, err := e.stat(p); !errors.Is(err, unix.ENOENT) {
+				t.Errorf("stat %s: %v, want ENOENT", p, err)
+			}
+		}
+	}
+	if n := e.client.RoundTrips() - before; n != 0 {
+		t.Errorf("cached opens, stats and misses made %d round trips, want 0", n)
+	}
+	// A write copies up; the lower file and the cache of it stay as they
+	// were for the host, and the copy is what the sandbox sees.
+	if err := e.write("usr/bin/env", unix.O_TRUNC, "new"); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRead("usr/bin/env", "new")
+	e.hostUnchanged("usr/bin/env", "#!")
+	if st, _ := e.stat("usr/bin/env"); st.Size != 3 {
+		t.Errorf("after copy-up, size %d", st.Size)
 	}
 }
