@@ -89,6 +89,7 @@ func run(args *Args, confine func() error, logger *log.Logger, ready *os.File) (
 		cfg.Strace = os.Stderr
 	}
 	k := kernel.New(cfg)
+	dumpOnSignal(k)
 	ctx := context.Background()
 	v, root, err := buildMounts(ctx, args, mf, k)
 	if err != nil {
@@ -214,6 +215,22 @@ func waitInit(k *kernel.Kernel, sigs chan os.Signal) int {
 			return st.ShellStatus()
 		}
 	}
+}
+
+// DumpSignal makes the sentry write every task's state and its goroutine
+// stacks to its stderr (the debug log under --debug-log): `kill -PWR` of
+// the runsc boot process shows where a sandbox that makes no progress is
+// stuck. runsc forwards no SIGPWR to the container.
+const DumpSignal = unix.SIGPWR
+
+func dumpOnSignal(k *kernel.Kernel) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, DumpSignal)
+	go func() {
+		for range ch {
+			k.DumpTasks(os.Stderr)
+		}
+	}()
 }
 
 func toKGIDs(ids []uint32) []auth.KGID {

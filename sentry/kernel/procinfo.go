@@ -23,6 +23,12 @@ type taskProcState struct {
 	// blocked is set while the task waits in Block (state S).
 	blocked atomic.Bool
 	io      ioCounters
+	// syscall is the number+1 of the syscall being handled (0: none),
+	// syscallStart when it began (UnixNano), stage where the task's
+	// goroutine is (stage* in debug.go): for DumpTasks.
+	syscall      atomic.Int64
+	syscallStart atomic.Int64
+	stage        atomic.Int32
 }
 
 // ioCounters are /proc/PID/io's character counts, kept by the syscall

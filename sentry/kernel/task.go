@@ -323,6 +323,15 @@ func (t *Task) interrupted() bool {
 	return t.exiting || t.tg.exiting || t.tg.stopping || t.k.ctl.frozen || t.hasDeliverableSignalLocked()
 }
 
+// Interrupted reports whether a signal, an exit or a stop needs the task:
+// sentry loops that may run long (a huge write to a pipe, a read of
+// /dev/zero into gigabytes) poll it between steps and end early, as
+// Linux's loops check signal_pending. It is cheap while nothing arrived
+// since the syscall began.
+func (t *Task) Interrupted() bool {
+	return t.pendingWork.Load() && t.interrupted()
+}
+
 // Start begins running a task that newTask created.
 func (t *Task) start() {
 	t.k.mu.Lock()
@@ -337,6 +346,7 @@ func (t *Task) run() {
 	// keeps it for life.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	t.labelGoroutine()
 	t.pendingWork.Store(true)
 	t.mark = time.Now()
 	for {
@@ -422,6 +432,9 @@ func (t *Task) doSyscall() {
 	args := t.ac.SyscallArgs()
 	var rval uintptr
 	var err error
+	t.proc.syscallStart.Store(t.mark.UnixNano())
+	t.proc.syscall.Store(int64(nr) + 1)
+	defer t.proc.syscall.Store(0)
 	if t.k.Strace != nil {
 		start := time.Now()
 		line := t.straceEnter(nr, args)

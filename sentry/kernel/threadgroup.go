@@ -314,6 +314,7 @@ func (tg *ThreadGroup) notifyParentLocked(code int32, status int32) {
 // exit runs on the task's goroutine once it has left the run loop.
 func (t *Task) exit() {
 	k := t.k
+	t.proc.stage.Store(stageExitMM)
 	// Wake a vfork parent.
 	if t.vforkDone != nil {
 		close(t.vforkDone)
@@ -326,12 +327,15 @@ func (t *Task) exit() {
 			k.futexes.wake(t, t.clearChildTID, false, 1, ^uint32(0))
 		}
 	}
+	t.proc.stage.Store(stageExitFiles)
 	t.fs.release()
 	if t.mm != nil {
 		t.mm.DecUsers()
 	}
+	t.proc.stage.Store(stageExitPlatform)
 	t.pctx.Release()
 
+	t.proc.stage.Store(stageExitTree)
 	k.mu.Lock()
 	tg := t.tg
 	u, s := t.CPUTime()
