@@ -141,11 +141,23 @@ func (*nullFD) Write(_ context.Context, src usermem.IOSequence, off int64, _ boo
 // the CopyOut interface and cost an allocation and a 4 KiB clear per read.
 var zeroPage [4096]byte
 
+// interruptible is what the calling task offers long loops: whether a
+// signal or exit needs it (kernel.Task.Interrupted).
+type interruptible interface{ Interrupted() bool }
+
+// stop reports whether a read that has made progress should end there
+// for a signal, as Linux's read_zero and urandom_read do: a read into
+// gigabytes of a sparse mapping must not outlive a SIGKILL.
+func stop(ctx context.Context, total int64) bool {
+	t, ok := ctx.(interruptible)
+	return ok && total > 0 && t.Interrupted()
+}
+
 // fillZero copies zeros to dst.
-func fillZero(dst usermem.IOSequence) (int64, error) {
+func fillZero(ctx context.Context, dst usermem.IOSequence) (int64, error) {
 	zeros := &zeroPage
 	var total int64
-	for dst.NumBytes() > 0 {
+	for dst.NumBytes() > 0 && !stop(ctx, total) {
 		n, err := dst.CopyOut(zeros[:min(dst.NumBytes(), int64(len(zeros)))])
 		total += int64(n)
 		if err != nil {
@@ -166,8 +178,8 @@ type zeroFD struct {
 
 func (*zeroFD) Sync(context.Context) error { return nil }
 
-func (*zeroFD) Read(_ context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
-	return fillZero(dst)
+func (*zeroFD) Read(ctx context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
+	return fillZero(ctx, dst)
 }
 func (*zeroFD) Write(_ context.Context, src usermem.IOSequence, off int64, _ bool) (int64, int64, error) {
 	return discard(src, off)
@@ -188,8 +200,8 @@ type fullFD struct {
 
 func (*fullFD) Sync(context.Context) error { return nil }
 
-func (*fullFD) Read(_ context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
-	return fillZero(dst)
+func (*fullFD) Read(ctx context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
+	return fillZero(ctx, dst)
 }
 func (*fullFD) Write(context.Context, usermem.IOSequence, int64, bool) (int64, int64, error) {
 	return 0, 0, unix.ENOSPC
@@ -202,10 +214,10 @@ type randomFD struct {
 
 func (*randomFD) Sync(context.Context) error { return nil }
 
-func (*randomFD) Read(_ context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
+func (*randomFD) Read(ctx context.Context, dst usermem.IOSequence, _ int64) (int64, error) {
 	var buf [4096]byte
 	var total int64
-	for dst.NumBytes() > 0 {
+	for dst.NumBytes() > 0 && !stop(ctx, total) {
 		b := buf[:min(dst.NumBytes(), int64(len(buf)))]
 		rand.Read(b)
 		n, err := dst.CopyOut(b)

@@ -89,34 +89,52 @@ func (e *EventFD) Read(ctx context.Context, dst usermem.IOSequence, _ int64) (in
 	return 8, nil
 }
 
-// Write adds an 8-byte value: EINVAL for a shorter buffer or for
-// 0xffffffffffffffff, EAGAIN while the sum would pass MaxCounter.
+// Write adds 8-byte values, one per range of src (writev(2) writes each
+// iovec on its own): EINVAL for a range that is not exactly 8 bytes, as
+// Linux since 6.9 (before, longer ones were taken as their first 8 bytes),
+// EINVAL for 0xffffffffffffffff, EAGAIN while the sum would pass
+// MaxCounter. Values written before an error count and are reported.
 func (e *EventFD) Write(ctx context.Context, src usermem.IOSequence, _ int64, _ bool) (int64, int64, error) {
-	if src.NumBytes() < 8 {
-		return 0, 0, unix.EINVAL
+	var done int64
+	for i := range src.Ranges {
+		r := usermem.IOSequence{IO: src.IO, Ranges: src.Ranges[i : i+1]}
+		if err := e.writeOne(r); err != nil {
+			if done > 0 {
+				return done, 0, nil
+			}
+			return 0, 0, err
+		}
+		done += 8
+	}
+	return done, 0, nil
+}
+
+func (e *EventFD) writeOne(src usermem.IOSequence) error {
+	if src.NumBytes() != 8 {
+		return unix.EINVAL
 	}
 	var b [8]byte
 	if n, err := src.CopyIn(b[:]); n < 8 {
 		if err == nil {
 			err = unix.EFAULT
 		}
-		return 0, 0, err
+		return err
 	}
 	v := binary.LittleEndian.Uint64(b[:])
 	if v == ^uint64(0) {
-		return 0, 0, unix.EINVAL
+		return unix.EINVAL
 	}
 	e.mu.Lock()
 	if MaxCounter-e.val < v {
 		e.mu.Unlock()
-		return 0, 0, unix.EAGAIN
+		return unix.EAGAIN
 	}
 	e.val += v
 	e.mu.Unlock()
 	if v != 0 {
 		e.q.Notify(waiter.EventIn | waiter.EventRdNorm)
 	}
-	return 8, 0, nil
+	return nil
 }
 
 // Signal adds v to the counter without waiting, saturating at

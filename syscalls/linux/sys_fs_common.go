@@ -162,6 +162,11 @@ func write(t *kernel.Task, file *vfs.FileDescription, src usermemSeq, off int64)
 		if src.NumBytes() == 0 || n == 0 || !file.IsStream() || file.StatusFlags()&unix.O_NONBLOCK != 0 {
 			return uintptr(total), nil
 		}
+		// A signal (SIGKILL above all) ends a long write with what is
+		// written so far, as a pipe's write does on Linux.
+		if t.Interrupted() {
+			return uintptr(total), nil
+		}
 	}
 }
 
