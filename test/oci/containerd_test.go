@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,22 +173,29 @@ func (c *containerd) ctr(timeout time.Duration, args ...string) result {
 func (c *containerd) run(args ...string) result {
 	c.t.Helper()
 	base := []string{"run", "--runc-binary", runscBin, "--runc-root", c.runcRoot, "--fifo-dir", filepath.Join(c.dir, "fifo")}
-	return c.ctr(120*time.Second, append(base, args...)...)
+	return c.ctr(60*time.Second, append(base, args...)...)
 }
 
+// stop removes every task and container left (a failed test's), stops
+// containerd and unmounts whatever is still mounted under its root.
 func (c *containerd) stop() {
-	for _, id := range []string{"ct-d"} {
-		c.ctr(30*time.Second, "task", "kill", "-s", "KILL", id)
-		time.Sleep(200 * time.Millisecond)
-		c.ctr(30*time.Second, "task", "delete", id)
-		c.ctr(30*time.Second, "container", "delete", id)
+	for _, id := range strings.Fields(c.ctr(10*time.Second, "container", "ls", "-q").stdout) {
+		c.ctr(10*time.Second, "task", "kill", "-a", "-s", "KILL", id)
+		for i := 0; i < 50; i++ {
+			if c.ctr(10*time.Second, "task", "delete", id).code != 0 {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			break
+		}
+		c.ctr(10*time.Second, "container", "delete", id)
 	}
 	c.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { c.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(10 * time.Second):
 		c.cmd.Process.Kill()
 		<-done
 	}
@@ -206,18 +214,32 @@ func TestContainerdRuncShim(t *testing.T) {
 	c := startContainerd(t)
 	img := "localhost/veil-busybox:test"
 	res := c.run("--rm", img, "ct-echo", "echo", "hello")
-	skipIfUnsupported(t, res)
+	skipWithoutMqueue(t, res)
 	if res.code != 0 || res.stdout != "hello\n" {
 		t.Fatalf("ctr run echo: exit %d stdout %q stderr %q", res.code, res.stdout, res.stderr)
 	}
 	if res := c.run("--rm", img, "ct-exit", "sh", "-c", "exit 7"); res.code != 7 {
 		t.Errorf("ctr run exit 7: got %d (%s)", res.code, res.stderr)
 	}
+	// process.terminal: the shim hands runsc a console socket.
+	runTTY := exec.Command("ctr", "--address", c.sock(), "run", "--tty", "--rm", "--runc-binary", runscBin, "--runc-root", c.runcRoot,
+		"--fifo-dir", filepath.Join(c.dir, "fifo"), img, "ct-tty", "sh", "-c", "sleep 0.5; tty; stty size; exit 3")
+	if out, code := ptyCommand(t, 60*time.Second, runTTY); code != 3 || !regexp.MustCompile(`/dev/pts/\d+\r+\n24 80\r+\n`).MatchString(out) {
+		t.Errorf("ctr run --tty: exit %d, terminal showed %q; want exit 3, the sandbox's /dev/pts/N and ctr's size 24x80", code, out)
+	}
 	if res := c.run("-d", img, "ct-d", "sleep", "300"); res.code != 0 {
 		t.Fatalf("ctr run -d: %+v", res)
 	}
 	if res := c.ctr(60*time.Second, "task", "exec", "--exec-id", "e1", "ct-d", "sh", "-c", "echo from-exec; exit 4"); res.code != 4 || res.stdout != "from-exec\n" {
 		t.Errorf("ctr task exec: %+v", res)
+	}
+	// --tty: the shim makes the process's terminal with runsc exec -t
+	// and a console socket; ctr relays it to its own terminal (whose
+	// output processing may add a \r of its own).
+	ctrExec := exec.Command("ctr", "--address", c.sock(), "task", "exec", "--tty", "--exec-id", "e2", "ct-d", "sh", "-c", "sleep 0.5; tty; stty size; exit 5")
+	out, code := ptyCommand(t, 60*time.Second, ctrExec)
+	if code != 5 || !regexp.MustCompile(`/dev/pts/\d+\r+\n24 80\r+\n`).MatchString(out) {
+		t.Errorf("ctr task exec --tty: exit %d, terminal showed %q; want exit 5, the sandbox's /dev/pts/N and ctr's size 24x80", code, out)
 	}
 	if res := c.ctr(30*time.Second, "task", "kill", "ct-d"); res.code != 0 {
 		t.Errorf("ctr task kill: %+v", res)
