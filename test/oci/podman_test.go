@@ -244,7 +244,14 @@ func TestPodman(t *testing.T) {
 		interactiveShell(t, x)
 	})
 	t.Run("stop-escalates", func(t *testing.T) {
-		id := strings.TrimSpace(p.must("run", "-d", img, "sh", "-c", "trap '' TERM; sleep 300"))
+		id := strings.TrimSpace(p.must("run", "-d", img, "sh", "-c", "trap '' TERM; touch /tmp/trapped; sleep 300"))
+		// SIGTERM must come once the shell ignores it.
+		for i := 0; p.run("exec", id, "test", "-e", "/tmp/trapped").code != 0; i++ {
+			if i == 100 {
+				t.Fatal("the container never set its trap")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		start := time.Now()
 		p.must("stop", "-t", "2", id)
 		if d := time.Since(start); d < 2*time.Second {
