@@ -414,7 +414,12 @@ func (ps *patchState) patch(th *stubThread, cm platform.CodeMemory, site uint64,
 // installed in this stub: a fetch fault on an unmapped trampoline page or
 // an int3 of an empty record. If the address space's code at the record's
 // site does jump there, the record is installed and r set to run it.
-func (ps *patchState) recordFault(th *stubThread, sig unix.Signal, r *arch.Registers) bool {
+//
+// A read record's cmpb also faults at the record's start when the page it
+// reads is not mapped in the stub yet (after a fork made it copy-on-write,
+// say): that is the application's fault, reported at the cmpb's original
+// address, as the application would have taken it there.
+func (ps *patchState) recordFault(th *stubThread, sig unix.Signal, info *arch.SignalInfo, r *arch.Registers) bool {
 	var rec uint64
 	switch sig {
 	case unix.SIGSEGV:
@@ -429,6 +434,12 @@ func (ps *patchState) recordFault(th *stubThread, sig unix.Signal, r *arch.Regis
 	}
 	k, ok := ps.siteOf(rec)
 	if !ok {
+		return false
+	}
+	if sig == unix.SIGSEGV && uint64(info.Addr()) != rec {
+		if k.nr == readNR {
+			r.Rip = k.site
+		}
 		return false
 	}
 	s := th.s

@@ -1161,7 +1161,7 @@ func (c *context) Switch(as platform.AddressSpace, ac *arch.Context) (*arch.Sign
 				ac.Regs.Rax = ^uint64(unix.ENOSYS) + 1
 				return nil, hostarch.NoAccess, nil
 			}
-			if c.p.patch.recordFault(th, sig, &ac.Regs) {
+			if c.p.patch.recordFault(th, sig, info, &ac.Regs) {
 				// A rewritten site's trampoline, now installed in
 				// this stub: go on from it.
 				th.writeRegs(sc, &ac.Regs)

@@ -556,3 +556,56 @@ func TestSiteRewritingRead(t *testing.T) {
 		t.Fatalf("je taken: rip %#x rbp %#x, want rip %#x rbp 0x77", ac.Regs.Rip, ac.Regs.Rbp, codeAddr+23)
 	}
 }
+
+// TestSiteRewritingReadFault: when the byte a read record's cmpb reads is
+// not mapped, the fault is the application's, reported at the cmpb's own
+// address (where it would have been taken), not taken for a record that
+// is not installed (which would retry forever).
+func TestSiteRewritingReadFault(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, mem := platformtest.New(t, New)
+	const flagAddr = 0x200000
+	code := []byte{
+		0x80, 0x3d, 0, 0, 0, 0, 0, // 0: cmpb [rip+X], 0
+		0x74, 0x06, // 7: je 15
+		0x31, 0xc0, // 9: xor eax, eax
+		0x0f, 0x05, // 11: syscall
+		0xeb, 0xf1, // 13: jmp 0
+		0x0f, 0x0b, // 15: ud2
+	}
+	disp := int64(flagAddr) - int64(codeAddr+7)
+	binary.LittleEndian.PutUint32(code[2:], uint32(int32(disp)))
+	copy(mem, code)
+	mem[0x10000] = 1
+	as, ctx, ac := platformtest.Start(t, p)
+	defer ctx.Release()
+	if err := as.MapFile(flagAddr, 0x10000, hostarch.PageSize, hostarch.Read); err != nil {
+		t.Fatal(err)
+	}
+	fc := &fakeCode{mem: mem}
+	as.(platform.CodePatcher).SetCodeMemory(fc)
+	for i := 0; i < patchAfter+2; i++ {
+		if _, _, err := ctx.Switch(as, ac); err != nil || ac.SyscallNo() != 0 {
+			t.Fatalf("round %d: %v, nr %d", i, err, ac.SyscallNo())
+		}
+	}
+	if fc.patches != 1 || atomic.LoadUint32(ctx.(*context).th.word(slotFast)) == 0 {
+		t.Fatalf("%d patches; the last read did not come through the fast path", fc.patches)
+	}
+	as.Unmap(flagAddr, hostarch.PageSize)
+	info, at, err := ctx.Switch(as, ac)
+	if err != platform.ErrContextSignal || info == nil || uint64(info.Addr()) != flagAddr || at != hostarch.Read {
+		t.Fatalf("Switch with the flag unmapped: %v, info %+v, access %v", err, info, at)
+	}
+	if ac.Regs.Rip != codeAddr {
+		t.Fatalf("fault reported at %#x, want the cmpb at %#x", ac.Regs.Rip, codeAddr)
+	}
+	// Mapped again, the application goes on through the record.
+	if err := as.MapFile(flagAddr, 0x10000, hostarch.PageSize, hostarch.Read); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ctx.Switch(as, ac); err != nil || ac.SyscallNo() != 0 || ac.Regs.Rip != codeAddr+13 {
+		t.Fatalf("after the fault: %v, nr %d, rip %#x", err, ac.SyscallNo(), ac.Regs.Rip)
+	}
+}
