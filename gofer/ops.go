@@ -19,8 +19,13 @@ const (
 	readdirBudget = 48 << 10
 	// attrCost is the most an encoded Attr adds to a Readdir entry.
 	attrCost = 160
-	// packedBudget bounds a packed page, whose size is exact.
+	// packedBudget bounds a packed page, whose size is exact, with the
+	// subdirectories prefetched with it.
 	packedBudget = 96 << 10
+	// maxVia bounds ReaddirReq.via.
+	maxVia = 64
+	// maxPrefetch bounds the subdirectories listed with a directory.
+	maxPrefetch = 256
 	// userXattrPrefix is the only host xattr namespace the gofer touches:
 	// the host's trusted.* and security.* (file capabilities, LSM labels)
 	// would let the sandbox grant itself privilege on the host. The
@@ -122,6 +127,21 @@ func (s *session) stat(r *proto.StatReq) (*proto.Response, error) {
 	return &proto.Response{Result: &proto.Response_Stat{Stat: &proto.StatResp{Attr: attr}}}, nil
 }
 
+// openDirAt opens name in dir as a directory to read, never following a
+// symlink (ENOTDIR for one, as for any non-directory).
+func openDirAt(dir int, name string) (int, error) {
+	for {
+		fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.ELOOP:
+			return -1, unix.ENOTDIR // a symlink is not a directory to list
+		}
+		return fd, err
+	}
+}
+
 func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 	n, err := s.getDir(r.Dir)
 	if err != nil {
@@ -130,15 +150,40 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 	if r.Cookie < 0 {
 		return nil, unix.EINVAL
 	}
+	v3 := s.version >= 3
+	if len(r.Via) > 0 && (!v3 || len(r.Name) == 0 || len(r.Via) > maxVia) {
+		return nil, unix.EINVAL
+	}
 	target := "."
 	if len(r.Name) > 0 {
 		if target, err = checkName(r.Name); err != nil {
 			return nil, err
 		}
 	}
-	fd, err := unix.Openat(n.fd, target, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err == unix.ELOOP {
-		err = unix.ENOTDIR // a symlink is not a directory to list
+	// Through via, one component at a time, each a directory reached
+	// without following anything, as a walk would.
+	at, owned := n.fd, false
+	for _, c := range r.Via {
+		name, err := checkName(c)
+		if err == nil {
+			var next int
+			if next, err = unix.Openat(at, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+				if owned {
+					unix.Close(at)
+				}
+				at, owned = next, true
+			}
+		}
+		if err != nil {
+			if owned {
+				unix.Close(at)
+			}
+			return nil, err
+		}
+	}
+	fd, err := openDirAt(at, target)
+	if owned {
+		unix.Close(at)
 	}
 	if err != nil {
 		return nil, err
@@ -147,89 +192,149 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 	if _, err := unix.Seek(fd, r.Cookie, 0); err != nil {
 		return nil, err
 	}
-	packed := r.Packed && s.version >= 3
-	var (
-		out    []*proto.Dirent
-		pack   []byte
-		budget = readdirBudget
-		buf    = make([]byte, 32<<10)
-		end    bool
-	)
-	if packed {
-		budget = packedBudget
-		pack = make([]byte, 0, 16<<10)
+	buf := make([]byte, 32<<10)
+	rd := &proto.ReaddirResp{}
+	if r.Packed && v3 {
+		var left int
+		rd.Packed, rd.End, left, err = listPacked(fd, buf, r.Attrs, packedBudget)
+		if err == nil && rd.End && r.Cookie == 0 && r.Attrs && r.Prefetch > 0 {
+			rd.Subs = prefetchSubdirs(fd, buf, rd.Packed, int(min(r.Prefetch, maxPrefetch)), left)
+		}
+	} else {
+		rd.Entries, rd.End, err = listEntries(fd, buf, r.Attrs)
 	}
-	for !end {
+	if err != nil {
+		return nil, err
+	}
+	if r.WantHandle && len(r.Name) > 0 && r.Cookie == 0 && v3 {
+		rd.Dir = s.dirHandle(fd)
+	}
+	return &proto.Response{Result: &proto.Response_Readdir{Readdir: rd}}, nil
+}
+
+// dirents calls fn for each entry of the directory open at fd from its
+// offset on, but "." and "..", until fn returns false (the entry is then
+// left unread: the client goes on from the last cookie it got); end says
+// the directory ran out.
+func dirents(fd int, buf []byte, fn func(name []byte, ino uint64, off int64, typ uint8) bool) (end bool, err error) {
+	for {
 		nb, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if nb == 0 {
-			end = true
-			break
+			return true, nil
 		}
-		full := false
 		for b := buf[:nb]; len(b) >= 19; {
 			reclen := int(binary.LittleEndian.Uint16(b[16:18]))
 			if reclen < 19 || reclen > len(b) {
-				return nil, unix.EIO
+				return false, unix.EIO
 			}
-			ino := binary.LittleEndian.Uint64(b[0:8])
-			off := int64(binary.LittleEndian.Uint64(b[8:16]))
-			typ := b[18]
 			name := b[19:reclen]
 			if i := indexByte(name, 0); i >= 0 {
 				name = name[:i]
 			}
-			if string(name) == "." || string(name) == ".." {
-				b = b[reclen:]
-				continue
-			}
-			cost := len(name) + 32
-			if r.Attrs {
-				cost += attrCost
-			}
-			if packed {
-				cost = proto.PackedSize(len(name), r.Attrs)
-			}
-			if cost > budget {
-				full = true
-				break
-			}
+			ino := binary.LittleEndian.Uint64(b[0:8])
+			off := int64(binary.LittleEndian.Uint64(b[8:16]))
+			typ := b[18]
 			b = b[reclen:]
-			budget -= cost
-			var st unix.Stat_t
-			// Relative to the directory's own FD and never following
-			// the last component: this names only the entry itself.
-			haveAttr := r.Attrs && unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) == nil
-			if packed {
-				var ps *proto.Stat
-				if haveAttr {
-					v := proto.HostStat(&st)
-					ps = &v
-				}
-				pack = proto.AppendPacked(pack, name, ino, off, typ, ps)
+			if string(name) == "." || string(name) == ".." {
 				continue
 			}
-			d := &proto.Dirent{Name: append([]byte(nil), name...), Ino: ino, Type: uint32(typ), Cookie: off}
-			if haveAttr {
-				d.Attr = attrOf(&st)
+			if !fn(name, ino, off, typ) {
+				return false, nil
 			}
-			out = append(out, d)
 		}
-		if full {
-			// The rest is read again after the last cookie sent.
+	}
+}
+
+// lstatAt returns the attributes of the entry name of the directory open
+// at fd: relative to that FD and never following the last component, so
+// it names only the entry itself.
+func lstatAt(fd int, name []byte, st *unix.Stat_t) bool {
+	return unix.Fstatat(fd, string(name), st, unix.AT_SYMLINK_NOFOLLOW) == nil
+}
+
+// listEntries lists as Dirent messages, within readdirBudget.
+func listEntries(fd int, buf []byte, attrs bool) (out []*proto.Dirent, end bool, err error) {
+	budget := readdirBudget
+	end, err = dirents(fd, buf, func(name []byte, ino uint64, off int64, typ uint8) bool {
+		cost := len(name) + 32
+		if attrs {
+			cost += attrCost
+		}
+		if cost > budget {
+			return false
+		}
+		budget -= cost
+		d := &proto.Dirent{Name: append([]byte(nil), name...), Ino: ino, Type: uint32(typ), Cookie: off}
+		var st unix.Stat_t
+		if attrs && lstatAt(fd, name, &st) {
+			d.Attr = attrOf(&st)
+		}
+		out = append(out, d)
+		return true
+	})
+	return out, end, err
+}
+
+// listPacked lists packed, within budget bytes; left is what remains.
+func listPacked(fd int, buf []byte, attrs bool, budget int) (pack []byte, end bool, left int, err error) {
+	pack = make([]byte, 0, min(budget, 16<<10))
+	end, err = dirents(fd, buf, func(name []byte, ino uint64, off int64, typ uint8) bool {
+		cost := proto.PackedSize(len(name), attrs)
+		if cost > budget {
+			return false
+		}
+		budget -= cost
+		var st unix.Stat_t
+		if attrs && lstatAt(fd, name, &st) {
+			hs := proto.HostStat(&st)
+			pack = proto.AppendPacked(pack, name, ino, off, typ, &hs)
+		} else {
+			pack = proto.AppendPacked(pack, name, ino, off, typ, nil)
+		}
+		return true
+	})
+	return pack, end, budget, err
+}
+
+// prefetchSubdirs lists up to max of the subdirectories in pack, a
+// complete packed listing of the directory open at fd, each in full and
+// all within budget bytes; a subdirectory that does not fit ends it.
+func prefetchSubdirs(fd int, buf []byte, pack []byte, max, budget int) []*proto.Sublisting {
+	ents, err := proto.DecodePacked(string(pack), nil)
+	if err != nil {
+		return nil
+	}
+	var subs []*proto.Sublisting
+	for _, e := range ents {
+		if len(subs) == max {
 			break
 		}
+		if !e.HasAttr || e.Attr.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		budget -= len(e.Name) + 16 // the Sublisting's own encoding
+		if budget <= 0 {
+			break
+		}
+		sfd, err := openDirAt(fd, e.Name)
+		if err != nil {
+			continue // gone, or replaced meanwhile: the client asks if it needs it
+		}
+		sp, end, left, err := listPacked(sfd, buf, true, budget)
+		unix.Close(sfd)
+		if err != nil || !end {
+			break
+		}
+		budget = left
+		subs = append(subs, &proto.Sublisting{Name: []byte(e.Name), Packed: sp})
 	}
-	rd := &proto.ReaddirResp{Entries: out, Packed: pack, End: end}
-	if r.WantHandle && len(r.Name) > 0 && r.Cookie == 0 && s.version >= 3 {
-		rd.Dir = s.dirHandle(fd)
-	}
-	return &proto.Response{Result: &proto.Response_Readdir{Readdir: rd}}, nil
+	return subs
 }
 
 // dirHandle makes a handle of the directory open at fd, or nil if it

@@ -232,3 +232,59 @@ func TestReaddirVersion2(t *testing.T) {
 		t.Errorf("version 2 readdir: %v", resp)
 	}
 }
+
+// via reaches a directory through others, one component at a time and
+// never through a symlink; prefetch brings the complete listings of
+// subdirectories that fit the page.
+func TestReaddirViaAndPrefetch(t *testing.T) {
+	dir := tree(t)
+	for _, p := range []string{"sub/a/x", "sub/a/y", "sub/b", "sub/c"} {
+		if err := os.MkdirAll(filepath.Join(dir, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub/a/x/f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tc := startServer(t, dir, true)
+	rd, ents := tc.packed(&proto.ReaddirReq{Dir: tc.root, Via: [][]byte{[]byte("sub")}, Name: []byte("a"), Attrs: true, Packed: true, WantHandle: true, Prefetch: 10})
+	if len(ents) != 2 || rd.Dir == nil {
+		t.Fatalf("sub/a: %v, handle %v", ents, rd.Dir)
+	}
+	subs := map[string][]proto.PackedDirent{}
+	for _, s := range rd.Subs {
+		e, err := proto.DecodePacked(string(s.Packed), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[string(s.Name)] = e
+	}
+	if len(subs) != 2 || len(subs["x"]) != 1 || subs["x"][0].Name != "f" || !subs["x"][0].HasAttr || len(subs["y"]) != 0 {
+		t.Errorf("prefetched %v", subs)
+	}
+	// Prefetch stops at the count asked for.
+	rd, _ = tc.packed(&proto.ReaddirReq{Dir: tc.root, Name: []byte("sub"), Attrs: true, Packed: true, Prefetch: 1})
+	if len(rd.Subs) != 1 {
+		t.Errorf("prefetch 1 gave %d", len(rd.Subs))
+	}
+	for _, r := range []struct {
+		via  []string
+		name string
+		want unix.Errno
+	}{
+		{[]string{"up"}, "x", unix.ENOTDIR}, // a symlink to a directory
+		{[]string{"file"}, "x", unix.ENOTDIR},
+		{[]string{".."}, "sub", unix.EINVAL},
+		{[]string{"sub/a"}, "x", unix.EINVAL},
+		{[]string{"sub"}, "", unix.EINVAL}, // via needs a name
+		{[]string{"none"}, "x", unix.ENOENT},
+	} {
+		var via [][]byte
+		for _, v := range r.via {
+			via = append(via, []byte(v))
+		}
+		if e := tc.errno(&proto.Request{Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: tc.root, Via: via, Name: []byte(r.name), Packed: true}}}); e != r.want {
+			t.Errorf("via %q name %q: %v, want %v", r.via, r.name, e, r.want)
+		}
+	}
+}

@@ -656,7 +656,16 @@ type ReaddirReq struct {
 	// From version 3, with a name and cookie 0: the response also carries a
 	// new handle of the directory listed, saving the walk to it that
 	// listing one of its own children by name would need.
-	WantHandle    bool `protobuf:"varint,6,opt,name=want_handle,json=wantHandle,proto3" json:"want_handle,omitempty"`
+	WantHandle bool `protobuf:"varint,6,opt,name=want_handle,json=wantHandle,proto3" json:"want_handle,omitempty"`
+	// From version 3, with a name: the directories walked from dir to reach
+	// the parent of name, one component each, so that a directory can be
+	// listed through an ancestor's handle.
+	Via [][]byte `protobuf:"bytes,7,rep,name=via,proto3" json:"via,omitempty"`
+	// From version 3, with packed and attrs, when the whole listing fits
+	// the first page: also list up to this many of its subdirectories, each
+	// in full, in what is left of the page (ReaddirResp.subs), for a client
+	// walking the tree (find, ls -R, du).
+	Prefetch      uint32 `protobuf:"varint,8,opt,name=prefetch,proto3" json:"prefetch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -733,6 +742,73 @@ func (x *ReaddirReq) GetWantHandle() bool {
 	return false
 }
 
+func (x *ReaddirReq) GetVia() [][]byte {
+	if x != nil {
+		return x.Via
+	}
+	return nil
+}
+
+func (x *ReaddirReq) GetPrefetch() uint32 {
+	if x != nil {
+		return x.Prefetch
+	}
+	return 0
+}
+
+// Sublisting is a prefetched subdirectory's complete packed listing.
+type Sublisting struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Packed        []byte                 `protobuf:"bytes,2,opt,name=packed,proto3" json:"packed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sublisting) Reset() {
+	*x = Sublisting{}
+	mi := &file_gofer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sublisting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sublisting) ProtoMessage() {}
+
+func (x *Sublisting) ProtoReflect() protoreflect.Message {
+	mi := &file_gofer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sublisting.ProtoReflect.Descriptor instead.
+func (*Sublisting) Descriptor() ([]byte, []int) {
+	return file_gofer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Sublisting) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *Sublisting) GetPacked() []byte {
+	if x != nil {
+		return x.Packed
+	}
+	return nil
+}
+
 type Dirent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -746,7 +822,7 @@ type Dirent struct {
 
 func (x *Dirent) Reset() {
 	*x = Dirent{}
-	mi := &file_gofer_proto_msgTypes[11]
+	mi := &file_gofer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +834,7 @@ func (x *Dirent) String() string {
 func (*Dirent) ProtoMessage() {}
 
 func (x *Dirent) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[11]
+	mi := &file_gofer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +847,7 @@ func (x *Dirent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dirent.ProtoReflect.Descriptor instead.
 func (*Dirent) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{11}
+	return file_gofer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Dirent) GetName() []byte {
@@ -816,13 +892,14 @@ type ReaddirResp struct {
 	End           bool                   `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"`      // no entries follow these
 	Packed        []byte                 `protobuf:"bytes,3,opt,name=packed,proto3" json:"packed,omitempty"` // the entries, when asked for packed
 	Dir           *HandleResp            `protobuf:"bytes,4,opt,name=dir,proto3" json:"dir,omitempty"`       // the directory listed, when asked for want_handle
+	Subs          []*Sublisting          `protobuf:"bytes,5,rep,name=subs,proto3" json:"subs,omitempty"`     // prefetched subdirectories
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReaddirResp) Reset() {
 	*x = ReaddirResp{}
-	mi := &file_gofer_proto_msgTypes[12]
+	mi := &file_gofer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +911,7 @@ func (x *ReaddirResp) String() string {
 func (*ReaddirResp) ProtoMessage() {}
 
 func (x *ReaddirResp) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[12]
+	mi := &file_gofer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +924,7 @@ func (x *ReaddirResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReaddirResp.ProtoReflect.Descriptor instead.
 func (*ReaddirResp) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{12}
+	return file_gofer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReaddirResp) GetEntries() []*Dirent {
@@ -878,6 +955,13 @@ func (x *ReaddirResp) GetDir() *HandleResp {
 	return nil
 }
 
+func (x *ReaddirResp) GetSubs() []*Sublisting {
+	if x != nil {
+		return x.Subs
+	}
+	return nil
+}
+
 type ReadlinkReq struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint32                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -887,7 +971,7 @@ type ReadlinkReq struct {
 
 func (x *ReadlinkReq) Reset() {
 	*x = ReadlinkReq{}
-	mi := &file_gofer_proto_msgTypes[13]
+	mi := &file_gofer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +983,7 @@ func (x *ReadlinkReq) String() string {
 func (*ReadlinkReq) ProtoMessage() {}
 
 func (x *ReadlinkReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[13]
+	mi := &file_gofer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +996,7 @@ func (x *ReadlinkReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadlinkReq.ProtoReflect.Descriptor instead.
 func (*ReadlinkReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{13}
+	return file_gofer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReadlinkReq) GetHandle() uint32 {
@@ -931,7 +1015,7 @@ type ReadlinkResp struct {
 
 func (x *ReadlinkResp) Reset() {
 	*x = ReadlinkResp{}
-	mi := &file_gofer_proto_msgTypes[14]
+	mi := &file_gofer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1027,7 @@ func (x *ReadlinkResp) String() string {
 func (*ReadlinkResp) ProtoMessage() {}
 
 func (x *ReadlinkResp) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[14]
+	mi := &file_gofer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1040,7 @@ func (x *ReadlinkResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadlinkResp.ProtoReflect.Descriptor instead.
 func (*ReadlinkResp) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{14}
+	return file_gofer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReadlinkResp) GetTarget() []byte {
@@ -982,7 +1066,7 @@ type CreateReq struct {
 
 func (x *CreateReq) Reset() {
 	*x = CreateReq{}
-	mi := &file_gofer_proto_msgTypes[15]
+	mi := &file_gofer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1078,7 @@ func (x *CreateReq) String() string {
 func (*CreateReq) ProtoMessage() {}
 
 func (x *CreateReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[15]
+	mi := &file_gofer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1091,7 @@ func (x *CreateReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReq.ProtoReflect.Descriptor instead.
 func (*CreateReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{15}
+	return file_gofer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateReq) GetDir() uint32 {
@@ -1065,7 +1149,7 @@ type MkdirReq struct {
 
 func (x *MkdirReq) Reset() {
 	*x = MkdirReq{}
-	mi := &file_gofer_proto_msgTypes[16]
+	mi := &file_gofer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1161,7 @@ func (x *MkdirReq) String() string {
 func (*MkdirReq) ProtoMessage() {}
 
 func (x *MkdirReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[16]
+	mi := &file_gofer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1174,7 @@ func (x *MkdirReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirReq.ProtoReflect.Descriptor instead.
 func (*MkdirReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{16}
+	return file_gofer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MkdirReq) GetDir() uint32 {
@@ -1142,7 +1226,7 @@ type MknodReq struct {
 
 func (x *MknodReq) Reset() {
 	*x = MknodReq{}
-	mi := &file_gofer_proto_msgTypes[17]
+	mi := &file_gofer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1238,7 @@ func (x *MknodReq) String() string {
 func (*MknodReq) ProtoMessage() {}
 
 func (x *MknodReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[17]
+	mi := &file_gofer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1251,7 @@ func (x *MknodReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MknodReq.ProtoReflect.Descriptor instead.
 func (*MknodReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{17}
+	return file_gofer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MknodReq) GetDir() uint32 {
@@ -1218,7 +1302,7 @@ type SymlinkReq struct {
 
 func (x *SymlinkReq) Reset() {
 	*x = SymlinkReq{}
-	mi := &file_gofer_proto_msgTypes[18]
+	mi := &file_gofer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1314,7 @@ func (x *SymlinkReq) String() string {
 func (*SymlinkReq) ProtoMessage() {}
 
 func (x *SymlinkReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[18]
+	mi := &file_gofer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1327,7 @@ func (x *SymlinkReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SymlinkReq.ProtoReflect.Descriptor instead.
 func (*SymlinkReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{18}
+	return file_gofer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SymlinkReq) GetDir() uint32 {
@@ -1293,7 +1377,7 @@ type LinkReq struct {
 
 func (x *LinkReq) Reset() {
 	*x = LinkReq{}
-	mi := &file_gofer_proto_msgTypes[19]
+	mi := &file_gofer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1389,7 @@ func (x *LinkReq) String() string {
 func (*LinkReq) ProtoMessage() {}
 
 func (x *LinkReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[19]
+	mi := &file_gofer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1402,7 @@ func (x *LinkReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkReq.ProtoReflect.Descriptor instead.
 func (*LinkReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{19}
+	return file_gofer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LinkReq) GetTarget() uint32 {
@@ -1352,7 +1436,7 @@ type UnlinkReq struct {
 
 func (x *UnlinkReq) Reset() {
 	*x = UnlinkReq{}
-	mi := &file_gofer_proto_msgTypes[20]
+	mi := &file_gofer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1448,7 @@ func (x *UnlinkReq) String() string {
 func (*UnlinkReq) ProtoMessage() {}
 
 func (x *UnlinkReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[20]
+	mi := &file_gofer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1461,7 @@ func (x *UnlinkReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlinkReq.ProtoReflect.Descriptor instead.
 func (*UnlinkReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{20}
+	return file_gofer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UnlinkReq) GetDir() uint32 {
@@ -1404,7 +1488,7 @@ type RmdirReq struct {
 
 func (x *RmdirReq) Reset() {
 	*x = RmdirReq{}
-	mi := &file_gofer_proto_msgTypes[21]
+	mi := &file_gofer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1500,7 @@ func (x *RmdirReq) String() string {
 func (*RmdirReq) ProtoMessage() {}
 
 func (x *RmdirReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[21]
+	mi := &file_gofer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1513,7 @@ func (x *RmdirReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RmdirReq.ProtoReflect.Descriptor instead.
 func (*RmdirReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{21}
+	return file_gofer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RmdirReq) GetDir() uint32 {
@@ -1461,7 +1545,7 @@ type RenameReq struct {
 
 func (x *RenameReq) Reset() {
 	*x = RenameReq{}
-	mi := &file_gofer_proto_msgTypes[22]
+	mi := &file_gofer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1557,7 @@ func (x *RenameReq) String() string {
 func (*RenameReq) ProtoMessage() {}
 
 func (x *RenameReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[22]
+	mi := &file_gofer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1570,7 @@ func (x *RenameReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameReq.ProtoReflect.Descriptor instead.
 func (*RenameReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{22}
+	return file_gofer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RenameReq) GetOldDir() uint32 {
@@ -1541,7 +1625,7 @@ type SetStatReq struct {
 
 func (x *SetStatReq) Reset() {
 	*x = SetStatReq{}
-	mi := &file_gofer_proto_msgTypes[23]
+	mi := &file_gofer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1637,7 @@ func (x *SetStatReq) String() string {
 func (*SetStatReq) ProtoMessage() {}
 
 func (x *SetStatReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[23]
+	mi := &file_gofer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1650,7 @@ func (x *SetStatReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStatReq.ProtoReflect.Descriptor instead.
 func (*SetStatReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{23}
+	return file_gofer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetStatReq) GetHandle() uint32 {
@@ -1637,7 +1721,7 @@ type SetxattrReq struct {
 
 func (x *SetxattrReq) Reset() {
 	*x = SetxattrReq{}
-	mi := &file_gofer_proto_msgTypes[24]
+	mi := &file_gofer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1733,7 @@ func (x *SetxattrReq) String() string {
 func (*SetxattrReq) ProtoMessage() {}
 
 func (x *SetxattrReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[24]
+	mi := &file_gofer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1746,7 @@ func (x *SetxattrReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetxattrReq.ProtoReflect.Descriptor instead.
 func (*SetxattrReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{24}
+	return file_gofer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetxattrReq) GetHandle() uint32 {
@@ -1703,7 +1787,7 @@ type GetxattrReq struct {
 
 func (x *GetxattrReq) Reset() {
 	*x = GetxattrReq{}
-	mi := &file_gofer_proto_msgTypes[25]
+	mi := &file_gofer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1799,7 @@ func (x *GetxattrReq) String() string {
 func (*GetxattrReq) ProtoMessage() {}
 
 func (x *GetxattrReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[25]
+	mi := &file_gofer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1812,7 @@ func (x *GetxattrReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetxattrReq.ProtoReflect.Descriptor instead.
 func (*GetxattrReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{25}
+	return file_gofer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetxattrReq) GetHandle() uint32 {
@@ -1754,7 +1838,7 @@ type GetxattrResp struct {
 
 func (x *GetxattrResp) Reset() {
 	*x = GetxattrResp{}
-	mi := &file_gofer_proto_msgTypes[26]
+	mi := &file_gofer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +1850,7 @@ func (x *GetxattrResp) String() string {
 func (*GetxattrResp) ProtoMessage() {}
 
 func (x *GetxattrResp) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[26]
+	mi := &file_gofer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +1863,7 @@ func (x *GetxattrResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetxattrResp.ProtoReflect.Descriptor instead.
 func (*GetxattrResp) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{26}
+	return file_gofer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetxattrResp) GetValue() []byte {
@@ -1798,7 +1882,7 @@ type ListxattrReq struct {
 
 func (x *ListxattrReq) Reset() {
 	*x = ListxattrReq{}
-	mi := &file_gofer_proto_msgTypes[27]
+	mi := &file_gofer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1894,7 @@ func (x *ListxattrReq) String() string {
 func (*ListxattrReq) ProtoMessage() {}
 
 func (x *ListxattrReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[27]
+	mi := &file_gofer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1907,7 @@ func (x *ListxattrReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListxattrReq.ProtoReflect.Descriptor instead.
 func (*ListxattrReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{27}
+	return file_gofer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListxattrReq) GetHandle() uint32 {
@@ -1842,7 +1926,7 @@ type ListxattrResp struct {
 
 func (x *ListxattrResp) Reset() {
 	*x = ListxattrResp{}
-	mi := &file_gofer_proto_msgTypes[28]
+	mi := &file_gofer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +1938,7 @@ func (x *ListxattrResp) String() string {
 func (*ListxattrResp) ProtoMessage() {}
 
 func (x *ListxattrResp) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[28]
+	mi := &file_gofer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +1951,7 @@ func (x *ListxattrResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListxattrResp.ProtoReflect.Descriptor instead.
 func (*ListxattrResp) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{28}
+	return file_gofer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListxattrResp) GetNames() [][]byte {
@@ -1887,7 +1971,7 @@ type RemovexattrReq struct {
 
 func (x *RemovexattrReq) Reset() {
 	*x = RemovexattrReq{}
-	mi := &file_gofer_proto_msgTypes[29]
+	mi := &file_gofer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +1983,7 @@ func (x *RemovexattrReq) String() string {
 func (*RemovexattrReq) ProtoMessage() {}
 
 func (x *RemovexattrReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[29]
+	mi := &file_gofer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +1996,7 @@ func (x *RemovexattrReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovexattrReq.ProtoReflect.Descriptor instead.
 func (*RemovexattrReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{29}
+	return file_gofer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RemovexattrReq) GetHandle() uint32 {
@@ -1939,7 +2023,7 @@ type CloseReq struct {
 
 func (x *CloseReq) Reset() {
 	*x = CloseReq{}
-	mi := &file_gofer_proto_msgTypes[30]
+	mi := &file_gofer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2035,7 @@ func (x *CloseReq) String() string {
 func (*CloseReq) ProtoMessage() {}
 
 func (x *CloseReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[30]
+	mi := &file_gofer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2048,7 @@ func (x *CloseReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseReq.ProtoReflect.Descriptor instead.
 func (*CloseReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{30}
+	return file_gofer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CloseReq) GetHandles() []uint32 {
@@ -1983,7 +2067,7 @@ type StatFSReq struct {
 
 func (x *StatFSReq) Reset() {
 	*x = StatFSReq{}
-	mi := &file_gofer_proto_msgTypes[31]
+	mi := &file_gofer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2079,7 @@ func (x *StatFSReq) String() string {
 func (*StatFSReq) ProtoMessage() {}
 
 func (x *StatFSReq) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[31]
+	mi := &file_gofer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2092,7 @@ func (x *StatFSReq) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSReq.ProtoReflect.Descriptor instead.
 func (*StatFSReq) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{31}
+	return file_gofer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StatFSReq) GetHandle() uint32 {
@@ -2036,7 +2120,7 @@ type StatFSResp struct {
 
 func (x *StatFSResp) Reset() {
 	*x = StatFSResp{}
-	mi := &file_gofer_proto_msgTypes[32]
+	mi := &file_gofer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2132,7 @@ func (x *StatFSResp) String() string {
 func (*StatFSResp) ProtoMessage() {}
 
 func (x *StatFSResp) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[32]
+	mi := &file_gofer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2145,7 @@ func (x *StatFSResp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatFSResp.ProtoReflect.Descriptor instead.
 func (*StatFSResp) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{32}
+	return file_gofer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StatFSResp) GetType() int64 {
@@ -2143,7 +2227,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_gofer_proto_msgTypes[33]
+	mi := &file_gofer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2239,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[33]
+	mi := &file_gofer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2252,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{33}
+	return file_gofer_proto_rawDescGZIP(), []int{34}
 }
 
 // Request is one packet from the client.
@@ -2209,7 +2293,7 @@ type Request struct {
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_gofer_proto_msgTypes[34]
+	mi := &file_gofer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2221,7 +2305,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[34]
+	mi := &file_gofer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2234,7 +2318,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{34}
+	return file_gofer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Request) GetId() uint64 {
@@ -2604,7 +2688,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_gofer_proto_msgTypes[35]
+	mi := &file_gofer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2700,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_gofer_proto_msgTypes[35]
+	mi := &file_gofer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2713,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_gofer_proto_rawDescGZIP(), []int{35}
+	return file_gofer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Response) GetId() uint64 {
@@ -2863,7 +2947,7 @@ const file_gofer_proto_rawDesc = "" +
 	"\aStatReq\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\rR\x06handle\"3\n" +
 	"\bStatResp\x12'\n" +
-	"\x04attr\x18\x01 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"\x99\x01\n" +
+	"\x04attr\x18\x01 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"\xc7\x01\n" +
 	"\n" +
 	"ReaddirReq\x12\x10\n" +
 	"\x03dir\x18\x01 \x01(\rR\x03dir\x12\x16\n" +
@@ -2872,18 +2956,25 @@ const file_gofer_proto_rawDesc = "" +
 	"\x04name\x18\x04 \x01(\fR\x04name\x12\x16\n" +
 	"\x06packed\x18\x05 \x01(\bR\x06packed\x12\x1f\n" +
 	"\vwant_handle\x18\x06 \x01(\bR\n" +
-	"wantHandle\"\x83\x01\n" +
+	"wantHandle\x12\x10\n" +
+	"\x03via\x18\a \x03(\fR\x03via\x12\x1a\n" +
+	"\bprefetch\x18\b \x01(\rR\bprefetch\"8\n" +
+	"\n" +
+	"Sublisting\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\fR\x04name\x12\x16\n" +
+	"\x06packed\x18\x02 \x01(\fR\x06packed\"\x83\x01\n" +
 	"\x06Dirent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x10\n" +
 	"\x03ino\x18\x02 \x01(\x04R\x03ino\x12\x12\n" +
 	"\x04type\x18\x03 \x01(\rR\x04type\x12\x16\n" +
 	"\x06cookie\x18\x04 \x01(\x03R\x06cookie\x12'\n" +
-	"\x04attr\x18\x05 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"\x95\x01\n" +
+	"\x04attr\x18\x05 \x01(\v2\x13.veil.gofer.v1.AttrR\x04attr\"\xc4\x01\n" +
 	"\vReaddirResp\x12/\n" +
 	"\aentries\x18\x01 \x03(\v2\x15.veil.gofer.v1.DirentR\aentries\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\bR\x03end\x12\x16\n" +
 	"\x06packed\x18\x03 \x01(\fR\x06packed\x12+\n" +
-	"\x03dir\x18\x04 \x01(\v2\x19.veil.gofer.v1.HandleRespR\x03dir\"%\n" +
+	"\x03dir\x18\x04 \x01(\v2\x19.veil.gofer.v1.HandleRespR\x03dir\x12-\n" +
+	"\x04subs\x18\x05 \x03(\v2\x19.veil.gofer.v1.SublistingR\x04subs\"%\n" +
 	"\vReadlinkReq\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\rR\x06handle\"&\n" +
 	"\fReadlinkResp\x12\x16\n" +
@@ -3030,7 +3121,7 @@ func file_gofer_proto_rawDescGZIP() []byte {
 	return file_gofer_proto_rawDescData
 }
 
-var file_gofer_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_gofer_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_gofer_proto_goTypes = []any{
 	(*Timespec)(nil),       // 0: veil.gofer.v1.Timespec
 	(*Attr)(nil),           // 1: veil.gofer.v1.Attr
@@ -3043,31 +3134,32 @@ var file_gofer_proto_goTypes = []any{
 	(*StatReq)(nil),        // 8: veil.gofer.v1.StatReq
 	(*StatResp)(nil),       // 9: veil.gofer.v1.StatResp
 	(*ReaddirReq)(nil),     // 10: veil.gofer.v1.ReaddirReq
-	(*Dirent)(nil),         // 11: veil.gofer.v1.Dirent
-	(*ReaddirResp)(nil),    // 12: veil.gofer.v1.ReaddirResp
-	(*ReadlinkReq)(nil),    // 13: veil.gofer.v1.ReadlinkReq
-	(*ReadlinkResp)(nil),   // 14: veil.gofer.v1.ReadlinkResp
-	(*CreateReq)(nil),      // 15: veil.gofer.v1.CreateReq
-	(*MkdirReq)(nil),       // 16: veil.gofer.v1.MkdirReq
-	(*MknodReq)(nil),       // 17: veil.gofer.v1.MknodReq
-	(*SymlinkReq)(nil),     // 18: veil.gofer.v1.SymlinkReq
-	(*LinkReq)(nil),        // 19: veil.gofer.v1.LinkReq
-	(*UnlinkReq)(nil),      // 20: veil.gofer.v1.UnlinkReq
-	(*RmdirReq)(nil),       // 21: veil.gofer.v1.RmdirReq
-	(*RenameReq)(nil),      // 22: veil.gofer.v1.RenameReq
-	(*SetStatReq)(nil),     // 23: veil.gofer.v1.SetStatReq
-	(*SetxattrReq)(nil),    // 24: veil.gofer.v1.SetxattrReq
-	(*GetxattrReq)(nil),    // 25: veil.gofer.v1.GetxattrReq
-	(*GetxattrResp)(nil),   // 26: veil.gofer.v1.GetxattrResp
-	(*ListxattrReq)(nil),   // 27: veil.gofer.v1.ListxattrReq
-	(*ListxattrResp)(nil),  // 28: veil.gofer.v1.ListxattrResp
-	(*RemovexattrReq)(nil), // 29: veil.gofer.v1.RemovexattrReq
-	(*CloseReq)(nil),       // 30: veil.gofer.v1.CloseReq
-	(*StatFSReq)(nil),      // 31: veil.gofer.v1.StatFSReq
-	(*StatFSResp)(nil),     // 32: veil.gofer.v1.StatFSResp
-	(*Empty)(nil),          // 33: veil.gofer.v1.Empty
-	(*Request)(nil),        // 34: veil.gofer.v1.Request
-	(*Response)(nil),       // 35: veil.gofer.v1.Response
+	(*Sublisting)(nil),     // 11: veil.gofer.v1.Sublisting
+	(*Dirent)(nil),         // 12: veil.gofer.v1.Dirent
+	(*ReaddirResp)(nil),    // 13: veil.gofer.v1.ReaddirResp
+	(*ReadlinkReq)(nil),    // 14: veil.gofer.v1.ReadlinkReq
+	(*ReadlinkResp)(nil),   // 15: veil.gofer.v1.ReadlinkResp
+	(*CreateReq)(nil),      // 16: veil.gofer.v1.CreateReq
+	(*MkdirReq)(nil),       // 17: veil.gofer.v1.MkdirReq
+	(*MknodReq)(nil),       // 18: veil.gofer.v1.MknodReq
+	(*SymlinkReq)(nil),     // 19: veil.gofer.v1.SymlinkReq
+	(*LinkReq)(nil),        // 20: veil.gofer.v1.LinkReq
+	(*UnlinkReq)(nil),      // 21: veil.gofer.v1.UnlinkReq
+	(*RmdirReq)(nil),       // 22: veil.gofer.v1.RmdirReq
+	(*RenameReq)(nil),      // 23: veil.gofer.v1.RenameReq
+	(*SetStatReq)(nil),     // 24: veil.gofer.v1.SetStatReq
+	(*SetxattrReq)(nil),    // 25: veil.gofer.v1.SetxattrReq
+	(*GetxattrReq)(nil),    // 26: veil.gofer.v1.GetxattrReq
+	(*GetxattrResp)(nil),   // 27: veil.gofer.v1.GetxattrResp
+	(*ListxattrReq)(nil),   // 28: veil.gofer.v1.ListxattrReq
+	(*ListxattrResp)(nil),  // 29: veil.gofer.v1.ListxattrResp
+	(*RemovexattrReq)(nil), // 30: veil.gofer.v1.RemovexattrReq
+	(*CloseReq)(nil),       // 31: veil.gofer.v1.CloseReq
+	(*StatFSReq)(nil),      // 32: veil.gofer.v1.StatFSReq
+	(*StatFSResp)(nil),     // 33: veil.gofer.v1.StatFSResp
+	(*Empty)(nil),          // 34: veil.gofer.v1.Empty
+	(*Request)(nil),        // 35: veil.gofer.v1.Request
+	(*Response)(nil),       // 36: veil.gofer.v1.Response
 }
 var file_gofer_proto_depIdxs = []int32{
 	0,  // 0: veil.gofer.v1.Attr.atime:type_name -> veil.gofer.v1.Timespec
@@ -3078,46 +3170,47 @@ var file_gofer_proto_depIdxs = []int32{
 	1,  // 5: veil.gofer.v1.OpenResp.attr:type_name -> veil.gofer.v1.Attr
 	1,  // 6: veil.gofer.v1.StatResp.attr:type_name -> veil.gofer.v1.Attr
 	1,  // 7: veil.gofer.v1.Dirent.attr:type_name -> veil.gofer.v1.Attr
-	11, // 8: veil.gofer.v1.ReaddirResp.entries:type_name -> veil.gofer.v1.Dirent
+	12, // 8: veil.gofer.v1.ReaddirResp.entries:type_name -> veil.gofer.v1.Dirent
 	5,  // 9: veil.gofer.v1.ReaddirResp.dir:type_name -> veil.gofer.v1.HandleResp
-	0,  // 10: veil.gofer.v1.SetStatReq.atime:type_name -> veil.gofer.v1.Timespec
-	0,  // 11: veil.gofer.v1.SetStatReq.mtime:type_name -> veil.gofer.v1.Timespec
-	2,  // 12: veil.gofer.v1.Request.version:type_name -> veil.gofer.v1.VersionReq
-	4,  // 13: veil.gofer.v1.Request.walk:type_name -> veil.gofer.v1.WalkReq
-	6,  // 14: veil.gofer.v1.Request.open:type_name -> veil.gofer.v1.OpenReq
-	8,  // 15: veil.gofer.v1.Request.stat:type_name -> veil.gofer.v1.StatReq
-	10, // 16: veil.gofer.v1.Request.readdir:type_name -> veil.gofer.v1.ReaddirReq
-	13, // 17: veil.gofer.v1.Request.readlink:type_name -> veil.gofer.v1.ReadlinkReq
-	15, // 18: veil.gofer.v1.Request.create:type_name -> veil.gofer.v1.CreateReq
-	16, // 19: veil.gofer.v1.Request.mkdir:type_name -> veil.gofer.v1.MkdirReq
-	20, // 20: veil.gofer.v1.Request.unlink:type_name -> veil.gofer.v1.UnlinkReq
-	21, // 21: veil.gofer.v1.Request.rmdir:type_name -> veil.gofer.v1.RmdirReq
-	22, // 22: veil.gofer.v1.Request.rename:type_name -> veil.gofer.v1.RenameReq
-	19, // 23: veil.gofer.v1.Request.link:type_name -> veil.gofer.v1.LinkReq
-	18, // 24: veil.gofer.v1.Request.symlink:type_name -> veil.gofer.v1.SymlinkReq
-	23, // 25: veil.gofer.v1.Request.set_stat:type_name -> veil.gofer.v1.SetStatReq
-	17, // 26: veil.gofer.v1.Request.mknod:type_name -> veil.gofer.v1.MknodReq
-	24, // 27: veil.gofer.v1.Request.setxattr:type_name -> veil.gofer.v1.SetxattrReq
-	25, // 28: veil.gofer.v1.Request.getxattr:type_name -> veil.gofer.v1.GetxattrReq
-	27, // 29: veil.gofer.v1.Request.listxattr:type_name -> veil.gofer.v1.ListxattrReq
-	29, // 30: veil.gofer.v1.Request.removexattr:type_name -> veil.gofer.v1.RemovexattrReq
-	30, // 31: veil.gofer.v1.Request.close:type_name -> veil.gofer.v1.CloseReq
-	31, // 32: veil.gofer.v1.Request.stat_fs:type_name -> veil.gofer.v1.StatFSReq
-	3,  // 33: veil.gofer.v1.Response.version:type_name -> veil.gofer.v1.VersionResp
-	5,  // 34: veil.gofer.v1.Response.handle:type_name -> veil.gofer.v1.HandleResp
-	7,  // 35: veil.gofer.v1.Response.open:type_name -> veil.gofer.v1.OpenResp
-	9,  // 36: veil.gofer.v1.Response.stat:type_name -> veil.gofer.v1.StatResp
-	12, // 37: veil.gofer.v1.Response.readdir:type_name -> veil.gofer.v1.ReaddirResp
-	14, // 38: veil.gofer.v1.Response.readlink:type_name -> veil.gofer.v1.ReadlinkResp
-	26, // 39: veil.gofer.v1.Response.getxattr:type_name -> veil.gofer.v1.GetxattrResp
-	28, // 40: veil.gofer.v1.Response.listxattr:type_name -> veil.gofer.v1.ListxattrResp
-	32, // 41: veil.gofer.v1.Response.stat_fs:type_name -> veil.gofer.v1.StatFSResp
-	33, // 42: veil.gofer.v1.Response.empty:type_name -> veil.gofer.v1.Empty
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	11, // 10: veil.gofer.v1.ReaddirResp.subs:type_name -> veil.gofer.v1.Sublisting
+	0,  // 11: veil.gofer.v1.SetStatReq.atime:type_name -> veil.gofer.v1.Timespec
+	0,  // 12: veil.gofer.v1.SetStatReq.mtime:type_name -> veil.gofer.v1.Timespec
+	2,  // 13: veil.gofer.v1.Request.version:type_name -> veil.gofer.v1.VersionReq
+	4,  // 14: veil.gofer.v1.Request.walk:type_name -> veil.gofer.v1.WalkReq
+	6,  // 15: veil.gofer.v1.Request.open:type_name -> veil.gofer.v1.OpenReq
+	8,  // 16: veil.gofer.v1.Request.stat:type_name -> veil.gofer.v1.StatReq
+	10, // 17: veil.gofer.v1.Request.readdir:type_name -> veil.gofer.v1.ReaddirReq
+	14, // 18: veil.gofer.v1.Request.readlink:type_name -> veil.gofer.v1.ReadlinkReq
+	16, // 19: veil.gofer.v1.Request.create:type_name -> veil.gofer.v1.CreateReq
+	17, // 20: veil.gofer.v1.Request.mkdir:type_name -> veil.gofer.v1.MkdirReq
+	21, // 21: veil.gofer.v1.Request.unlink:type_name -> veil.gofer.v1.UnlinkReq
+	22, // 22: veil.gofer.v1.Request.rmdir:type_name -> veil.gofer.v1.RmdirReq
+	23, // 23: veil.gofer.v1.Request.rename:type_name -> veil.gofer.v1.RenameReq
+	20, // 24: veil.gofer.v1.Request.link:type_name -> veil.gofer.v1.LinkReq
+	19, // 25: veil.gofer.v1.Request.symlink:type_name -> veil.gofer.v1.SymlinkReq
+	24, // 26: veil.gofer.v1.Request.set_stat:type_name -> veil.gofer.v1.SetStatReq
+	18, // 27: veil.gofer.v1.Request.mknod:type_name -> veil.gofer.v1.MknodReq
+	25, // 28: veil.gofer.v1.Request.setxattr:type_name -> veil.gofer.v1.SetxattrReq
+	26, // 29: veil.gofer.v1.Request.getxattr:type_name -> veil.gofer.v1.GetxattrReq
+	28, // 30: veil.gofer.v1.Request.listxattr:type_name -> veil.gofer.v1.ListxattrReq
+	30, // 31: veil.gofer.v1.Request.removexattr:type_name -> veil.gofer.v1.RemovexattrReq
+	31, // 32: veil.gofer.v1.Request.close:type_name -> veil.gofer.v1.CloseReq
+	32, // 33: veil.gofer.v1.Request.stat_fs:type_name -> veil.gofer.v1.StatFSReq
+	3,  // 34: veil.gofer.v1.Response.version:type_name -> veil.gofer.v1.VersionResp
+	5,  // 35: veil.gofer.v1.Response.handle:type_name -> veil.gofer.v1.HandleResp
+	7,  // 36: veil.gofer.v1.Response.open:type_name -> veil.gofer.v1.OpenResp
+	9,  // 37: veil.gofer.v1.Response.stat:type_name -> veil.gofer.v1.StatResp
+	13, // 38: veil.gofer.v1.Response.readdir:type_name -> veil.gofer.v1.ReaddirResp
+	15, // 39: veil.gofer.v1.Response.readlink:type_name -> veil.gofer.v1.ReadlinkResp
+	27, // 40: veil.gofer.v1.Response.getxattr:type_name -> veil.gofer.v1.GetxattrResp
+	29, // 41: veil.gofer.v1.Response.listxattr:type_name -> veil.gofer.v1.ListxattrResp
+	33, // 42: veil.gofer.v1.Response.stat_fs:type_name -> veil.gofer.v1.StatFSResp
+	34, // 43: veil.gofer.v1.Response.empty:type_name -> veil.gofer.v1.Empty
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_gofer_proto_init() }
@@ -3125,7 +3218,7 @@ func file_gofer_proto_init() {
 	if File_gofer_proto != nil {
 		return
 	}
-	file_gofer_proto_msgTypes[34].OneofWrappers = []any{
+	file_gofer_proto_msgTypes[35].OneofWrappers = []any{
 		(*Request_Version)(nil),
 		(*Request_Walk)(nil),
 		(*Request_Open)(nil),
@@ -3148,7 +3241,7 @@ func file_gofer_proto_init() {
 		(*Request_Close)(nil),
 		(*Request_StatFs)(nil),
 	}
-	file_gofer_proto_msgTypes[35].OneofWrappers = []any{
+	file_gofer_proto_msgTypes[36].OneofWrappers = []any{
 		(*Response_Version)(nil),
 		(*Response_Handle)(nil),
 		(*Response_Open)(nil),
@@ -3166,7 +3259,7 @@ func file_gofer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gofer_proto_rawDesc), len(file_gofer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
