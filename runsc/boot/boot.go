@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -55,12 +56,23 @@ func Run(args *Args, confine func() error) int {
 		fmt.Fprintf(os.Stderr, "veil: %v\n", err)
 		status = 128
 	}
-	if c := args.Container; c != nil && c.ExitFD >= 0 {
-		f := os.NewFile(uintptr(c.ExitFD), "exit")
-		fmt.Fprintf(f, "%d\n", status)
-		f.Close()
-	}
+	recordExit(args, status)
 	return status
+}
+
+var recordOnce sync.Once
+
+// recordExit writes a container's shell-style status to its exit file,
+// once: as soon as init's status is known and before init's waiters hear
+// it, so that whoever `runsc wait` answered finds the container stopped.
+func recordExit(args *Args, status int) {
+	recordOnce.Do(func() {
+		if c := args.Container; c != nil && c.ExitFD >= 0 {
+			f := os.NewFile(uintptr(c.ExitFD), "exit")
+			fmt.Fprintf(f, "%d\n", status)
+			f.Close()
+		}
+	})
 }
 
 // run returns an error only while the sandbox is being set up; once ready
@@ -171,6 +183,7 @@ func run(args *Args, confine func() error, logger *log.Logger, ready *os.File) (
 	srv := &controlServer{
 		k: k, v: v, root: root, logger: logger,
 		beforeStart: make(chan int, 1),
+		recorded:    make(chan struct{}),
 		start:       startInit,
 		onStarted:   func(err error) { started <- err },
 	}
@@ -197,6 +210,8 @@ func run(args *Args, confine func() error, logger *log.Logger, ready *os.File) (
 		return 128 + int(s.(unix.Signal)), nil
 	}
 	status := waitInit(k, sigs)
+	recordExit(args, status)
+	close(srv.recorded)
 	srv.drainWaiters()
 	return status, nil
 }

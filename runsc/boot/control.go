@@ -90,6 +90,9 @@ type controlServer struct {
 	startErr error
 	// beforeStart receives signals sent before start.
 	beforeStart chan int
+	// recorded is closed once init's status is in the exit file; init's
+	// waiters are answered only then.
+	recorded chan struct{}
 
 	// waiters counts init's waiters still to be answered (under mu), so
 	// that the sentry does not exit under them.
@@ -246,6 +249,7 @@ func (s *controlServer) doWait(c *control.Conn, req *control.WaitReq) *control.R
 		if !s.isStarted() {
 			return errResponse(errors.New("container was never started"))
 		}
+		<-s.recorded
 		return &control.Response{Result: &control.Response_WaitStatus{WaitStatus: uint32(ws)}}
 	}
 	tg = s.k.ThreadGroupByID(kernel.ThreadID(req.Pid))

@@ -222,8 +222,10 @@ func (p Proc) Alive() bool {
 }
 
 // Status returns the container's status now: the recorded one, except
-// that a container whose sandbox is gone is stopped, and one whose
-// creator died before finishing is stopped too (delete cleans it up).
+// that a container whose sandbox is gone or has recorded init's exit
+// status (it does so before answering `runsc wait`, while it may still be
+// tearing down) is stopped, and one whose creator died before finishing
+// is stopped too (delete cleans it up).
 func (c *Container) Status() Status {
 	switch c.State.Status {
 	case Creating:
@@ -232,10 +234,13 @@ func (c *Container) Status() Status {
 		}
 		return Stopped
 	case Created, Running, Paused:
-		if c.Sandbox.Alive() {
-			return c.State.Status
+		if !c.Sandbox.Alive() {
+			return Stopped
 		}
-		return Stopped
+		if _, exited := c.ExitStatus(); exited {
+			return Stopped
+		}
+		return c.State.Status
 	}
 	return Stopped
 }

@@ -123,7 +123,11 @@ func TestLifecycle(t *testing.T) {
 	if res := r.run("wait", "c1"); res.code != 128+15 || !strings.Contains(res.stdout, `"exitStatus":143`) {
 		t.Errorf("wait: %+v", res)
 	}
-	r.waitStatus("c1", "stopped")
+	// Once wait has answered, the container is stopped, even while its
+	// sandbox is still tearing down.
+	if st := r.state("c1"); st.Status != "stopped" {
+		t.Errorf("state right after wait: %s, want stopped", st.Status)
+	}
 	// The sandbox is the process that carries the container's status.
 	var sws syscall.WaitStatus
 	if _, err := syscall.Wait4(st.PID, &sws, 0, nil); err == nil && !(sws.Exited() && sws.ExitStatus() == 143) {
@@ -154,6 +158,26 @@ func TestRunExitStatus(t *testing.T) {
 		res := r.run("run", "--bundle", b, "r1")
 		if res.code != tc.want || res.stdout != tc.out {
 			t.Errorf("run %q: exit %d stdout %q stderr %q; want %d %q", tc.script, res.code, res.stdout, res.stderr, tc.want, tc.out)
+		}
+	}
+	checkNoLeftovers(t, r.root)
+}
+
+// TestWaitThenDelete is the bench's lifecycle row: create, start, wait and
+// at once delete without --force, which needs the container stopped the
+// moment wait answers (the sandbox used to look running for a while).
+func TestWaitThenDelete(t *testing.T) {
+	needRoot(t)
+	r := newRT(t)
+	b := bundle(t, []string{"true"}, nil)
+	for i := 0; i < 5; i++ {
+		r.must("create", "--bundle", b, "w1")
+		r.must("start", "w1")
+		if res := r.run("wait", "w1"); res.code != 0 {
+			t.Fatalf("wait %d: %+v", i, res)
+		}
+		if res := r.run("delete", "w1"); res.code != 0 {
+			t.Fatalf("delete right after wait %d: %+v", i, res)
 		}
 	}
 	checkNoLeftovers(t, r.root)
