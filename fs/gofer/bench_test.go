@@ -73,7 +73,7 @@ func BenchmarkListDir100(b *testing.B) {
 	}
 	c := serveTB(b, dir, true)
 	for b.Loop() {
-		if _, _, _, err := c.ListDir(c.Root, "", true, false); err != nil {
+		if _, err := c.ListDir(c.Root, ListOpts{Attrs: true}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -233,17 +233,54 @@ func (c *Client) ReaddirAll(dir uint32, name string, attrs bool) ([]*proto.Diren
 	}
 }
 
-// ListDir returns every entry of dir, or of its child name if given, each
-// with its attributes if attrs. With wantHandle and a name it also
-// returns a new handle of the directory listed and its attributes, when
-// the gofer gives one (h is 0 otherwise). Entries come packed from a
-// gofer that speaks version 3, and their names share one string per page.
-func (c *Client) ListDir(dir uint32, name string, attrs, wantHandle bool) (ents []proto.PackedDirent, h uint32, hattr *proto.Attr, err error) {
+// ListOpts say what ListDir lists and what it brings back besides.
+type ListOpts struct {
+	// Name lists that child of dir (or of the last of Via) instead.
+	Name string
+	// Via are directories walked from dir to the parent of Name.
+	Via []string
+	// Attrs asks for each entry's attributes.
+	Attrs bool
+	// WantHandle asks, with a Name, for a handle of the directory listed.
+	WantHandle bool
+	// Prefetch asks for the listings of up to this many subdirectories
+	// too, when the directory fits one page.
+	Prefetch int
+}
+
+// DirList is what ListDir returns.
+type DirList struct {
+	Ents []proto.PackedDirent
+	// Handle of the directory listed (0 if none) and its attributes.
+	Handle     uint32
+	HandleAttr *proto.Attr
+	// Subs holds prefetched subdirectories' packed listings by name, to
+	// be decoded with proto.DecodePacked.
+	Subs map[string]string
+}
+
+// ListDir returns every entry of dir as o says. Entries come packed from
+// a gofer that speaks version 3 (where names share one string per page);
+// Via, WantHandle and Prefetch need version 3 too, and are left out (the
+// first is EINVAL) for an older gofer.
+func (c *Client) ListDir(dir uint32, o ListOpts) (*DirList, error) {
 	packed := c.Version >= 3
+	if len(o.Via) > 0 && !packed {
+		return nil, unix.EINVAL
+	}
+	var via [][]byte
+	for _, v := range o.Via {
+		via = append(via, []byte(v))
+	}
+	out := &DirList{}
 	var cookie int64
+	var err error
 	for {
-		req := &proto.ReaddirReq{Dir: dir, Name: []byte(name), Cookie: cookie, Attrs: attrs,
-			Packed: packed, WantHandle: wantHandle && packed && name != "" && cookie == 0}
+		req := &proto.ReaddirReq{Dir: dir, Name: []byte(o.Name), Via: via, Cookie: cookie, Attrs: o.Attrs, Packed: packed,
+			WantHandle: o.WantHandle && packed && o.Name != "" && cookie == 0}
+		if packed && cookie == 0 && o.Attrs {
+			req.Prefetch = uint32(max(o.Prefetch, 0))
+		}
 		resp, fds, cerr := c.call(&proto.Request{Op: &proto.Request_Readdir{Readdir: req}}, 0)
 		if cerr != nil {
 			err = cerr
@@ -259,13 +296,19 @@ func (c *Client) ListDir(dir uint32, name string, attrs, wantHandle bool) (ents 
 				err = c.badResult(nil)
 				break
 			}
-			h, hattr = d.Handle, d.Attr
+			out.Handle, out.HandleAttr = d.Handle, d.Attr
 		}
-		n := len(ents)
+		for _, sub := range rd.Subs {
+			if out.Subs == nil {
+				out.Subs = make(map[string]string, len(rd.Subs))
+			}
+			out.Subs[string(sub.Name)] = string(sub.Packed)
+		}
+		n := len(out.Ents)
 		if len(rd.Packed) > 0 {
 			// The buffer is this response's own and never written again,
 			// so names can point into it.
-			if ents, err = proto.DecodePacked(unsafe.String(&rd.Packed[0], len(rd.Packed)), ents); err != nil {
+			if out.Ents, err = proto.DecodePacked(unsafe.String(&rd.Packed[0], len(rd.Packed)), out.Ents); err != nil {
 				err = c.badResult(nil)
 				break
 			}
@@ -275,17 +318,17 @@ func (c *Client) ListDir(dir uint32, name string, attrs, wantHandle bool) (ents 
 			if e.Attr != nil {
 				d.Attr = proto.StatOf(e.Attr)
 			}
-			ents = append(ents, d)
+			out.Ents = append(out.Ents, d)
 		}
-		if rd.End || len(ents) == n {
-			return ents, h, hattr, nil
+		if rd.End || len(out.Ents) == n {
+			return out, nil
 		}
-		cookie = ents[len(ents)-1].Cookie
+		cookie = out.Ents[len(out.Ents)-1].Cookie
 	}
-	if h != 0 {
-		c.Close(h)
+	if out.Handle != 0 {
+		c.Close(out.Handle)
 	}
-	return nil, 0, nil, err
+	return nil, err
 }
 
 // Readlink returns the target of symlink h.

@@ -18,15 +18,33 @@ import (
 // The listing is fetched by ReadDir, or by the second lookup in a
 // directory (a single lookup is cheaper as a walk). It lives as long as
 // the directory's inode.
+//
+// A directory without a handle is listed through its nearest ancestor
+// that has one, by name, and gets a handle with the listing. Programs
+// that walk a whole tree (find, ls -R, du, tar) list one directory after
+// another: once a second subdirectory of a directory is listed, or in a
+// directory that itself came prefetched, a listing also brings those of
+// the listed directory's subdirectories that fit its page, so that most
+// of a tree costs no round trip of its own.
 
 // listedAfter is how many lookups in a directory are walked one by one
 // before its listing is fetched.
 const listedAfter = 1
 
+// prefetchDirs is how many subdirectories' listings a listing may bring.
+const prefetchDirs = 128
+
+// maxVia bounds how far up a directory is listed through an ancestor.
+const maxVia = 16
+
 // listing is a directory's entries as the gofer listed them.
 type listing struct {
 	ents   []proto.PackedDirent
 	byName map[string]int32 // index into ents
+	// subs are prefetched listings of subdirectories, by name, packed.
+	subs map[string]string
+	// prefetched is set on a listing that came with its parent's.
+	prefetched bool
 }
 
 func newListing(ents []proto.PackedDirent) *listing {
@@ -46,17 +64,18 @@ func (i *inode) cachedListing(fetch bool) (*listing, error) {
 	if l != nil || !fetch {
 		return l, nil
 	}
-	ents, err := i.listByName()
+	dl, err := i.listByName()
 	if err != nil {
 		err = i.withHandle(func(h uint32) (err error) {
-			ents, _, _, err = i.fs.client.ListDir(h, "", true, false)
+			dl, err = i.fs.client.ListDir(h, ListOpts{Attrs: true})
 			return err
 		})
 	}
 	if err != nil {
 		return nil, err
 	}
-	l = newListing(ents)
+	l = newListing(dl.Ents)
+	l.subs = dl.Subs
 	i.mu.Lock()
 	if i.list == nil {
 		i.list = l
@@ -66,49 +85,68 @@ func (i *inode) cachedListing(fetch bool) (*listing, error) {
 	return l, nil
 }
 
-// listByName lists i through its parent's handle and its name when i has
-// no handle of its own, taking the handle of i the gofer makes while at
-// it: a directory only listed (find, ls -R) then costs no walk, and
-// neither does listing its subdirectories in turn. EAGAIN means i has a
-// handle to list with; on any error the caller lists through i's own.
-func (i *inode) listByName() ([]proto.PackedDirent, error) {
+// listByName lists i through its nearest ancestor with a handle and the
+// names down from there when i has no handle of its own, taking the
+// handle of i the gofer makes while at it: a directory only listed costs
+// no walk, and neither does listing its subdirectories in turn. EAGAIN
+// means i has a handle to list with; on any error the caller lists
+// through i's own.
+func (i *inode) listByName() (*DirList, error) {
 	fs := i.fs
 	fs.handleMu.RLock()
-	held := i.hold.held
-	var l link
-	if len(i.links) > 0 {
-		l = i.links[0]
-	}
-	fs.handleMu.RUnlock()
-	if held || l.dir == nil {
+	if i.hold.held || len(i.links) == 0 {
+		fs.handleMu.RUnlock()
 		return nil, unix.EAGAIN
 	}
-	var (
-		ents []proto.PackedDirent
-		h    uint32
-		a    *proto.Attr
-	)
-	err := l.dir.withHandle(func(dh uint32) (err error) {
-		ents, h, a, err = fs.client.ListDir(dh, l.name, true, true)
+	name, parent := i.links[0].name, i.links[0].dir
+	var anc *inode
+	var via []string
+	for d := parent; d != nil; d = d.links[0].dir {
+		if d.hold.held {
+			anc = d
+			break
+		}
+		if len(d.links) == 0 || len(via) == maxVia {
+			break
+		}
+		via = append(via, d.links[0].name)
+	}
+	fs.handleMu.RUnlock()
+	if anc == nil {
+		return nil, unix.EAGAIN
+	}
+	for a, b := 0, len(via)-1; a < b; a, b = a+1, b-1 {
+		via[a], via[b] = via[b], via[a]
+	}
+	o := ListOpts{Name: name, Via: via, Attrs: true, WantHandle: true}
+	parent.mu.Lock()
+	if parent.childLists > 0 || (parent.list != nil && parent.list.prefetched) {
+		o.Prefetch = prefetchDirs
+	}
+	parent.childLists++
+	parent.mu.Unlock()
+	var dl *DirList
+	err := anc.withHandle(func(h uint32) (err error) {
+		dl, err = fs.client.ListDir(h, o)
 		return err
 	})
-	if err != nil || h == 0 {
-		return ents, err
+	if err != nil || dl.Handle == 0 {
+		return dl, err
 	}
 	fs.handleMu.Lock()
 	old := i.cachedAttr()
 	var batch []uint32
-	if i.hold.held || len(i.links) == 0 || a.Ino != old.Ino || a.Dev != old.Dev {
+	if a := dl.HandleAttr; i.hold.held || len(i.links) == 0 || a.Ino != old.Ino || a.Dev != old.Dev {
 		// Walked to meanwhile, unlinked, or not the file this inode
 		// is: the new handle is not needed.
-		batch = fs.releaseLocked(&holding{handle: h, held: true})
+		batch = fs.releaseLocked(&holding{handle: dl.Handle, held: true})
 	} else {
 		i.watchLocked()
-		i.hold.handle, i.hold.held = h, true
+		i.hold.handle, i.hold.held = dl.Handle, true
 	}
 	fs.handleMu.Unlock()
 	fs.closeHandles(batch)
-	return ents, nil
+	return dl, nil
 }
 
 // lookupListed answers a lookup from i's listing; ok is false when the
@@ -132,7 +170,14 @@ func (i *inode) lookupListed(name string) (c *inode, ok bool, err error) {
 		return nil, false, nil
 	}
 	st := e.Attr
-	return i.fs.newUnheldInode(&st, i, name), true, nil
+	c = i.fs.newUnheldInode(&st, i, name)
+	if sub, ok := l.subs[name]; ok && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if ents, err := proto.DecodePacked(sub, nil); err == nil {
+			c.list = newListing(ents)
+			c.list.prefetched = true
+		}
+	}
+	return c, true, nil
 }
 
 // dirents returns the listing as ReadDir does.

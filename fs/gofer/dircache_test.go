@@ -145,3 +145,65 @@ func TestListingByNameNests(t *testing.T) {
 		t.Errorf("a/b/c/d/f holds %q", got)
 	}
 }
+
+// A tree walked as find walks it (list a directory, then each of its
+// subdirectories, depth first) costs well under a round trip per
+// directory once the walk is under way, and every listing is right.
+func TestTreeWalkPrefetches(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var dirs int
+	var mk func(path string, depth int)
+	mk = func(path string, depth int) {
+		dirs++
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(path, "f"), []byte(path), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if depth == 0 {
+			return
+		}
+		for k := range 3 {
+			mk(filepath.Join(path, fmt.Sprintf("d%d", k)), depth-1)
+		}
+	}
+	mk(filepath.Join(dir, "top"), 4) // 121 directories
+	e := newVFSEnv(t, dir, true, 1000)
+	c := e.fs.Impl().(*Filesystem).client
+	before := c.RoundTrips()
+	var walk func(path string, depth int)
+	seen := 0
+	walk = func(path string, depth int) {
+		vd, err := e.vfs.GetDentryAt(ctx, e.pop(e.root, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents, err := vd.Inode().ReadDir(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		want := 1
+		if depth > 0 {
+			want = 4
+		}
+		if len(ents) != want {
+			t.Fatalf("%s lists %v", path, ents)
+		}
+		for _, d := range ents {
+			if d.Type == unix.DT_DIR {
+				walk(path+"/"+d.Name, depth-1)
+			}
+		}
+	}
+	walk("top", 4)
+	n := c.RoundTrips() - before
+	if seen != dirs || n > uint64(dirs)/2 {
+		t.Errorf("listed %d of %d directories in %d round trips, want at most %d", seen, dirs, n, dirs/2)
+	}
+	if got := e.readFile(e.root, "top/d2/d1/d0/d2/f"); got != filepath.Join(dir, "top/d2/d1/d0/d2") {
+		t.Errorf("a file deep down reads %q", got)
+	}
+}

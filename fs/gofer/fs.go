@@ -89,12 +89,14 @@ type inode struct {
 	// stored.
 	attr atomic.Pointer[proto.Stat]
 
-	mu     sync.Mutex // guards target, list, lookups and hold.cache
+	mu     sync.Mutex // guards target, list, lookups, childLists and hold.cache
 	target string     // cached symlink target, when cacheAttrs
 	// list and lookups: the directory's listing and how many lookups
-	// were made in it, when cacheAttrs (dircache.go).
-	list    *listing
-	lookups int
+	// were made in it, when cacheAttrs; childLists, how many of its
+	// subdirectories were listed by name (dircache.go).
+	list       *listing
+	lookups    int
+	childLists int
 }
 
 func (i *inode) cachedAttr() *proto.Stat { return i.attr.Load() }
