@@ -22,9 +22,10 @@ import (
 // to the host file and into cached pages under mu (pwritev), so a write-back
 // never puts older bytes over a newer write.
 //
-// Coherence is per cache, and a cache is per inode: a second name for the
-// file (a hard link) made into another inode has a cache of its own, as has
-// a file mapped again after its inode was evicted while still mapped.
+// Coherence is per cache. While a file has writable shared mappings its
+// cache is found by the file's identity from any inode of it (shared.go);
+// otherwise a cache is per inode, and a read-only mapping made through
+// another inode of the same file (a hard link) may keep older pages.
 type pageCache struct {
 	mf *memory.File
 	fd int // host FD filled from; closed when the last reference goes
@@ -44,6 +45,11 @@ type pageCache struct {
 	// dirty page past it lands in the host file between the truncation
 	// and truncate dropping the page.
 	wbLimit uint64
+	// key names the file in the shared registry (shared.go); registered
+	// says the cache is in it, holding a reference, while it has
+	// writable mappings.
+	key        fileKey
+	registered bool
 }
 
 type mappingKey struct {
@@ -52,9 +58,9 @@ type mappingKey struct {
 	off uint64
 }
 
-func newPageCache(mf *memory.File, fd int) *pageCache {
+func newPageCache(mf *memory.File, fd int, key fileKey) *pageCache {
 	return &pageCache{mf: mf, fd: fd, pages: map[uint64]uint64{}, mappings: map[mappingKey]struct{}{},
-		dirty: map[uint64]struct{}{}, refs: 1, wbLimit: noLimit}
+		dirty: map[uint64]struct{}{}, refs: 1, wbLimit: noLimit, key: key}
 }
 
 const pageSize = hostarch.PageSize
@@ -341,6 +347,10 @@ func (c *pageCache) AddMapping(ms memmap.MappingSpace, ar hostarch.AddrRange, of
 	c.mu.Lock()
 	c.mappings[mappingKey{ms, ar, off}] = struct{}{}
 	if writable {
+		if c.writable == 0 && !c.registered && shared.add(c.key, c) {
+			c.registered = true
+			c.refs++ // the registry's
+		}
 		c.writable += ar.Length()
 	}
 	c.mu.Unlock()
@@ -357,6 +367,13 @@ func (c *pageCache) RemoveMapping(ms memmap.MappingSpace, ar hostarch.AddrRange,
 		c.writable -= min(c.writable, ar.Length())
 		if c.writable == 0 {
 			c.writeBackLocked(0, noLimit)
+			if c.registered {
+				c.registered = false
+				shared.remove(c.key, c)
+				// Never the last reference: the mapping being removed
+				// holds one until the memory manager drops it.
+				c.refs--
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package gofer
 
 import (
 	"context"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -20,12 +21,22 @@ type regularFD struct {
 	inode *inode
 	host  *hostFD // a reference of its own
 	fd    int     // host.fd
+
+	mu sync.Mutex // guards cache
+	// cache is a page cache the description mapped that its inode could
+	// not keep (mappable), with a reference.
+	cache *pageCache
 }
 
 func newRegularFD(i *inode, h *hostFD) *regularFD { return &regularFD{inode: i, host: h, fd: h.fd} }
 
 // Release implements vfs.FileDescriptionImpl.
-func (f *regularFD) Release(context.Context) { f.host.decRef() }
+func (f *regularFD) Release(context.Context) {
+	f.host.decRef()
+	if f.cache != nil {
+		f.cache.DecRef()
+	}
+}
 
 // Read implements vfs.FileDescriptionImpl.
 func (f *regularFD) Read(ctx context.Context, dst usermem.IOSequence, off int64) (int64, error) {
@@ -157,9 +168,20 @@ func (f *regularFD) ConfigureMMap(ctx context.Context, opts *memmap.MMapOpts) er
 		}
 		opts.MaxPerms.Write = false
 	}
-	c, err := f.inode.mappable(f.fd)
+	c, extra, err := f.inode.mappable(f.fd)
 	if err != nil {
 		return err
+	}
+	if extra {
+		// The description keeps the reference until it is released, so
+		// the cache outlives the memory manager's taking its own.
+		f.mu.Lock()
+		prev := f.cache
+		f.cache = c
+		f.mu.Unlock()
+		if prev != nil {
+			prev.DecRef()
+		}
 	}
 	opts.Mappable = c
 	a := f.inode.cachedAttr()
@@ -167,33 +189,65 @@ func (f *regularFD) ConfigureMMap(ctx context.Context, opts *memmap.MMapOpts) er
 	return nil
 }
 
-// currentCache returns the inode's page cache, if any.
+// fileKey names i's file in the shared registry.
+func (i *inode) fileKey() fileKey {
+	a := i.cachedAttr()
+	return fileKey{i.fs.mf, a.Dev, a.Ino}
+}
+
+// currentCache returns the file's page cache, if any: the one that shared
+// writable mappings use (shared.go), else the inode's. It is returned
+// without a reference, for one read or write: a cache released meanwhile
+// has no pages left to update and no FD to write back to.
 func (i *inode) currentCache(any bool) *pageCache {
 	if !any {
 		return nil
+	}
+	if c := shared.find(i.fileKey()); c != nil {
+		return c
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.hold.cache
 }
 
-// mappable returns the inode's page cache, creating it with a duplicate of
-// fd to fill from.
-func (i *inode) mappable(fd int) (*pageCache, error) {
+// mappable returns the file's page cache: the one shared writable
+// mappings use, else the inode's, which it creates with a duplicate of fd
+// to fill from. When extra is set the caller holds a reference of its own
+// to the cache, to keep while the mapping may need it (regularFD.cache).
+func (i *inode) mappable(fd int) (c *pageCache, extra bool, err error) {
+	found := shared.find(i.fileKey())
+	if found != nil && !found.tryIncRef() {
+		found = nil
+	}
 	// handleMu orders this against Evict: a cache made while the handle is
 	// held is dropped by the next Evict (or with the garbage inode).
 	i.fs.handleMu.RLock()
 	defer i.fs.handleMu.RUnlock()
 	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.hold.cache != nil {
-		return i.hold.cache, nil
+	old := i.hold.cache
+	switch {
+	case found != nil && i.hold.held:
+		// The inode keeps the found cache with the reference taken.
+		i.hold.cache = found
+		i.mu.Unlock()
+		if old != nil {
+			old.DecRef()
+		}
+		return found, false, nil
+	case found != nil:
+		i.mu.Unlock()
+		return found, true, nil
+	case old != nil:
+		i.mu.Unlock()
+		return old, false, nil
 	}
+	defer i.mu.Unlock()
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, linuxerr.FromHost(err)
+		return nil, false, linuxerr.FromHost(err)
 	}
-	c := newPageCache(i.fs.mf, dup)
+	c = newPageCache(i.fs.mf, dup, i.fileKey())
 	if i.hold.held {
 		// The inode keeps the cache (and its pages) while its dentry is
 		// cached, so the next exec of a binary finds it warm.
@@ -201,5 +255,5 @@ func (i *inode) mappable(fd int) (*pageCache, error) {
 	} else {
 		c.refs = 0
 	}
-	return c, nil
+	return c, false, nil
 }

@@ -133,3 +133,83 @@ func TestSharedWritableMapping(t *testing.T) {
 func setSize(size uint64) vfs.SetStatOptions {
 	return vfs.SetStatOptions{Mask: unix.STATX_SIZE, Size: size}
 }
+
+// TestSharedMappingOutlivesInode: a file mapped shared and writable keeps
+// one page cache for as long as it is mapped, even when its inode is
+// evicted or another inode is made for it: an FD of the new inode reads
+// the dirty pages, and a new mapping maps the same pages.
+func TestSharedMappingOutlivesInode(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	host := filepath.Join(dir, "f")
+	if err := os.WriteFile(host, []byte(strings.Repeat("a", pageSize)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := newFS(t, dir, false)
+	root, _ := fs.Root(ctx)
+	n, err := root.Lookup(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	impl, err := n.Open(ctx, unix.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := memmap.MMapOpts{Length: pageSize, Perms: hostarch.ReadWrite, MaxPerms: hostarch.AnyAccess}
+	if err := impl.ConfigureMMap(ctx, &opts); err != nil {
+		t.Fatal(err)
+	}
+	m := opts.Mappable
+	m.IncRef()
+	var space invalidations
+	ar := hostarch.AddrRange{Start: 0x10000, End: 0x10000 + pageSize}
+	m.AddMapping(&space, ar, 0, true)
+	ts, err := m.Translate(0, 1, hostarch.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := fs.mf.MapInternal(ts[0].FileOffset, pageSize)
+	copy(page, "DIRTY")
+	// The application closes its FD and the dentry is evicted; the
+	// mapping stays. Another description of the evicted inode (which now
+	// holds no handle, so cannot keep a cache) maps the same cache.
+	other, err := n.Open(ctx, unix.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impl.Release(ctx)
+	n.(*inode).Evict(ctx)
+	o := memmap.MMapOpts{Length: pageSize, Perms: hostarch.ReadWrite, MaxPerms: hostarch.AnyAccess}
+	if err := other.ConfigureMMap(ctx, &o); err != nil || o.Mappable != m {
+		t.Errorf("mapping through the evicted inode: %v, same cache %v", err, o.Mappable == m)
+	}
+	other.Release(ctx)
+
+	n2, err := root.Lookup(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	impl2, err := n2.Open(ctx, unix.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer impl2.Release(ctx)
+	buf := make([]byte, 5)
+	if r, err := impl2.Read(ctx, usermem.BytesSequence(buf), 0); err != nil || string(buf[:r]) != "DIRTY" {
+		t.Errorf("read through another inode: %q %v", buf[:r], err)
+	}
+	opts2 := memmap.MMapOpts{Length: pageSize, Perms: hostarch.ReadWrite, MaxPerms: hostarch.AnyAccess}
+	if err := impl2.ConfigureMMap(ctx, &opts2); err != nil {
+		t.Fatal(err)
+	}
+	if opts2.Mappable != m {
+		t.Errorf("a new mapping of the file got a page cache of its own")
+	}
+	opts2.Mappable.IncRef()
+	opts2.Mappable.DecRef()
+	m.RemoveMapping(&space, ar, 0, true)
+	m.DecRef()
+	if b, _ := os.ReadFile(host); string(b[:5]) != "DIRTY" {
+		t.Errorf("host after unmapping: %q", b[:5])
+	}
+}
