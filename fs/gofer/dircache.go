@@ -31,6 +31,12 @@ import (
 // before its listing is fetched.
 const listedAfter = 1
 
+// listedAtOnce is the size up to which a directory without a handle is
+// listed at its first lookup: a walk would need two round trips (to the
+// directory, then in it), a listing through an ancestor needs one, and
+// for a directory this small it costs the gofer little more.
+const listedAtOnce = 8 << 10
+
 // prefetchDirs is how many subdirectories' listings a listing may bring.
 const prefetchDirs = 128
 
@@ -149,11 +155,19 @@ func (i *inode) listByName() (*DirList, error) {
 	return dl, nil
 }
 
+// heldNow reports whether i has a handle at the moment.
+func (i *inode) heldNow() bool {
+	i.fs.handleMu.RLock()
+	defer i.fs.handleMu.RUnlock()
+	return i.hold.held
+}
+
 // lookupListed answers a lookup from i's listing; ok is false when the
 // caller should walk instead.
 func (i *inode) lookupListed(name string) (c *inode, ok bool, err error) {
+	small := i.cachedAttr().Size <= listedAtOnce && !i.heldNow()
 	i.mu.Lock()
-	fetch := i.list == nil && i.lookups >= listedAfter
+	fetch := i.list == nil && (i.lookups >= listedAfter || small)
 	i.lookups++
 	i.mu.Unlock()
 	l, err := i.cachedListing(fetch)

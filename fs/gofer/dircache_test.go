@@ -207,3 +207,42 @@ func TestTreeWalkPrefetches(t *testing.T) {
 		t.Errorf("a file deep down reads %q", got)
 	}
 }
+
+// A small directory found in a listing is listed at its first lookup, in
+// one round trip through its parent, rather than walked to and then
+// walked in: stat'ing every file of a tree costs one round trip per
+// directory.
+func TestSmallDirectoryListedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for d := range 10 {
+		sub := filepath.Join(dir, fmt.Sprintf("d%d", d))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range 10 {
+			if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", f)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e := newVFSEnv(t, dir, true, 1000)
+	c := e.fs.Impl().(*Filesystem).client
+	if _, err := e.root.Inode().ReadDir(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := c.RoundTrips()
+	for d := range 10 {
+		for f := range 10 {
+			if _, err := e.vfs.StatAt(ctx, e.pop(e.root, fmt.Sprintf("d%d/f%d", d, f))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.vfs.StatAt(ctx, e.pop(e.root, fmt.Sprintf("d%d/none", d))); err != unix.ENOENT {
+			t.Fatalf("missing file: %v", err)
+		}
+	}
+	if n := c.RoundTrips() - before; n != 10 {
+		t.Errorf("110 stats in 10 directories took %d round trips, want 10", n)
+	}
+}
