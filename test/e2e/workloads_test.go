@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -535,39 +534,5 @@ func checkDf(t *testing.T, sec map[string][]string, overlay string) {
 		if st := stfs["/"]; st.blocks*st.bsize != int64(host.Blocks)*host.Bsize {
 			t.Errorf("--overlay=none: the root's size is %d bytes, the host's / %d", st.blocks*st.bsize, int64(host.Blocks)*host.Bsize)
 		}
-	}
-}
-
-// TestStdoutStderrOneFile: with stdout and stderr one open file description
-// of a regular file (`runsc do cmd >log 2>&1`, as the workload runs above
-// are often logged), the sandbox writes both through that one description,
-// interleaved in order, as natively, rather than each at an offset of its
-// own over the other's output.
-func TestStdoutStderrOneFile(t *testing.T) {
-	needSandbox(t)
-	needBusybox(t)
-	script := `echo out1; echo err1 >&2; echo out2; echo err2 >&2`
-	run := func(argv ...string) string {
-		path := filepath.Join(t.TempDir(), "log")
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		f.WriteString("before\n")
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Stdout, cmd.Stderr = f, f
-		if err := cmd.Run(); err != nil {
-			t.Errorf("%q: %v", argv, err)
-		}
-		f.WriteString("after\n")
-		got, _ := os.ReadFile(path)
-		return string(got)
-	}
-	nat := run(busybox, "sh", "-c", script)
-	sb := run(append(runscArgs(t), busybox, "sh", "-c", script)...)
-	checkNoLeftovers(t)
-	if want := "before\nout1\nerr1\nout2\nerr2\nafter\n"; nat != want || sb != nat {
-		t.Errorf("log file: native %q, sandbox %q, want %q", nat, sb, want)
 	}
 }
