@@ -29,6 +29,9 @@ import (
 type pageCache struct {
 	mf *memory.File
 	fd int // host FD filled from; closed when the last reference goes
+	// size is the file's size when it cannot change (a read-only mount),
+	// else -1: Translate then asks the host file each time.
+	size int64
 
 	mu sync.Mutex // guards everything below
 	// pages maps a page-aligned file offset to its memory file offset.
@@ -59,7 +62,7 @@ type mappingKey struct {
 }
 
 func newPageCache(mf *memory.File, fd int, key fileKey) *pageCache {
-	return &pageCache{mf: mf, fd: fd, pages: map[uint64]uint64{}, mappings: map[mappingKey]struct{}{},
+	return &pageCache{mf: mf, fd: fd, size: -1, pages: map[uint64]uint64{}, mappings: map[mappingKey]struct{}{},
 		dirty: map[uint64]struct{}{}, refs: 1, wbLimit: noLimit, key: key}
 }
 
@@ -69,11 +72,17 @@ const noLimit = ^uint64(0)
 
 // Translate implements memmap.Mappable.
 func (c *pageCache) Translate(off, length uint64, at hostarch.AccessType) ([]memmap.Translation, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(c.fd, &st); err != nil {
-		return nil, unix.EIO
+	// A private file page is translated on every access the sentry makes
+	// to it until it is copied (a string in a binary's .rodata that a
+	// syscall reads), so a fixed size saves a host call each time.
+	size := uint64(c.size)
+	if c.size < 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(c.fd, &st); err != nil {
+			return nil, unix.EIO
+		}
+		size = uint64(st.Size)
 	}
-	size := uint64(st.Size)
 	start := off &^ (pageSize - 1)
 	end := off + length
 	if end < off {

@@ -248,6 +248,9 @@ func (i *inode) mappable(fd int) (c *pageCache, extra bool, err error) {
 		return nil, false, linuxerr.FromHost(err)
 	}
 	c = newPageCache(i.fs.mf, dup, i.fileKey())
+	if i.fs.cacheAttrs {
+		c.size = i.cachedAttr().Size
+	}
 	if i.hold.held {
 		// The inode keeps the cache (and its pages) while its dentry is
 		// cached, so the next exec of a binary finds it warm.
