@@ -253,8 +253,21 @@ func (t *Task) Clone(opts CloneOptions) (ThreadID, error) {
 	nt.start()
 	if vforkDone != nil {
 		// The parent sleeps until the child execs or exits; signals wait
-		// too (uninterruptible in this respect, like Linux's killable wait).
-		<-vforkDone
+		// too, but not a kill (Linux's killable wait): a SIGKILLed parent
+		// of a stopped or stuck child must still die.
+		for waiting := true; waiting; {
+			select {
+			case <-vforkDone:
+				waiting = false
+			case <-t.interruptCh:
+				t.k.mu.Lock()
+				killed := t.killedLocked()
+				t.k.mu.Unlock()
+				if killed {
+					waiting = false
+				}
+			}
+		}
 	}
 	return tid, nil
 }

@@ -49,9 +49,11 @@ func (k *Kernel) DumpTasks(w io.Writer) {
 		if int(stage) < len(stageNames) {
 			name = stageNames[stage]
 		}
-		fmt.Fprintf(w, "  pid %d tid %d %q state %c stage %q %s exiting=%v group-exiting=%v stopped=%v pending=%#x group-pending=%#x mask=%#x\n",
+		u, sys := t.CPUTime()
+		fmt.Fprintf(w, "  pid %d tid %d %q state %c stage %q %s exiting=%v group-exiting=%v stopped=%v pending=%#x group-pending=%#x mask=%#x user=%v sys=%v faults=%d last-fault=%#x\n",
 			t.tg.id, t.tid, t.Name(), t.procStateLocked(), name, where, t.exiting, t.tg.exiting, t.stopped,
-			uint64(t.pending.set), uint64(t.tg.pending.set), uint64(t.signalMask))
+			uint64(t.pending.set), uint64(t.tg.pending.set), uint64(t.signalMask),
+			u.Round(time.Millisecond), sys.Round(time.Millisecond), t.proc.faults.Load(), t.proc.lastFault.Load())
 	}
 	k.mu.Unlock()
 	fmt.Fprintln(w, "veil: goroutines:")

@@ -29,6 +29,10 @@ type taskProcState struct {
 	syscall      atomic.Int64
 	syscallStart atomic.Int64
 	stage        atomic.Int32
+	// faults counts faults taken from application code, lastFault is
+	// the address of the latest (a task stuck faulting shows there).
+	faults    atomic.Uint64
+	lastFault atomic.Uint64
 }
 
 // ioCounters are /proc/PID/io's character counts, kept by the syscall

@@ -198,6 +198,13 @@ func (t *Task) hasDeliverableSignalLocked() bool {
 	return (t.pending.set|t.tg.pending.set)&^t.signalMask != 0
 }
 
+// killedLocked reports whether the task is on its way out: exiting, or
+// with a SIGKILL pending (Linux's fatal_signal_pending), for waits that
+// only a kill may end.
+func (t *Task) killedLocked() bool {
+	return t.exiting || t.tg.exiting || (t.pending.set|t.tg.pending.set)&SignalSetOf(int(unix.SIGKILL)) != 0
+}
+
 // HasPendingSignal is for handlers that must return EINTR before blocking.
 func (t *Task) HasPendingSignal() bool {
 	t.k.mu.Lock()

@@ -401,6 +401,8 @@ func (t *Task) needsSlowPath() bool {
 
 // handleFault turns a fault into a page fault for mm, or a signal.
 func (t *Task) handleFault(info *arch.SignalInfo) {
+	t.proc.faults.Add(1)
+	t.proc.lastFault.Store(uint64(info.Addr()))
 	if info.Signo == int32(unix.SIGSEGV) || info.Signo == int32(unix.SIGBUS) {
 		if info.Signo == int32(unix.SIGSEGV) {
 			mapped := info.Code == arch.SEGV_ACCERR
