@@ -1,7 +1,8 @@
 // Package boot owns `runsc boot`: turning a confined process into the
 // sentry. It wires the memory file, the platform, the kernel, the mount
-// namespace (gofer-served root, tmpfs /tmp, /proc, /dev) and the init
-// process, then waits for the sandbox to end.
+// namespace (gofer-served root, tmpfs /tmp, /proc, /dev), the init
+// process and its stdio (host FDs, or a terminal of the sandbox's devpts
+// bridged to a host one: terminal.go), then waits for the sandbox to end.
 package boot
 
 // Args is everything the CLI hands the sentry. The CLI starts `runsc boot`

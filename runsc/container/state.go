@@ -3,7 +3,8 @@
 // atomically; the control socket; the exit status file), the state
 // machine creating → created → running ⇄ paused → stopped, and every
 // lifecycle operation (create, start, kill, delete, exec, pause, resume,
-// ps, stats), hooks, and the sandbox's host cgroup.
+// ps, stats), hooks, the sandbox's host cgroup, and the host side of a
+// process's terminal (console.go).
 //
 // The CLI keeps no process: a container's sandbox (the sentry, `runsc
 // boot`, whose host PID is the container's PID) is found again from
