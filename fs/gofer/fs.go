@@ -21,7 +21,10 @@ type Filesystem struct {
 	// the files, so attributes and symlink targets are cached for good
 	// and Stat never crosses the socket.
 	cacheAttrs bool
-	root       *inode
+	// exclusive: a writable mount the sandbox alone writes
+	// (exclusive.go).
+	exclusive bool
+	root      *inode
 
 	// handleMu guards inode.hold and inode.links of every inode, and
 	// closing (see handle.go).
@@ -97,6 +100,9 @@ type inode struct {
 	list       *listing
 	lookups    int
 	childLists int
+
+	// ex caches what an exclusive mount lets it (exclusive.go).
+	ex exclusiveState
 }
 
 func (i *inode) cachedAttr() *proto.Stat { return i.attr.Load() }
@@ -136,10 +142,18 @@ func statxOf(a *proto.Stat) vfs.Statx {
 // Stat implements vfs.Inode.
 func (i *inode) Stat(context.Context) (vfs.Statx, error) {
 	if !i.fs.cacheAttrs {
+		if i.attrsGood() {
+			return statxOf(i.cachedAttr()), nil
+		}
+		done := i.fetchingAttrs()
 		if a := i.statKeptFD(); a != nil {
+			done()
 			return statxOf(a), nil
 		}
 		err := i.withHandle(i.refreshWith)
+		if err == nil {
+			done()
+		}
 		if err == unix.ESTALE && i.unlinked() {
 			// A deleted file or directory still held open (or as a
 			// cwd): the last attributes, with no links, as Linux shows.
@@ -198,10 +212,17 @@ func (i *inode) SetStat(ctx context.Context, opts vfs.SetStatOptions) error {
 		defer c.limitWriteBack(noLimit)
 	}
 	err := i.withHandle(func(h uint32) error {
-		if err := i.fs.client.SetStat(h, r); err != nil {
+		err := i.fs.client.SetStat(h, r)
+		i.changed()
+		if err != nil {
 			return err
 		}
-		return i.refreshWith(h)
+		done := i.fetchingAttrs()
+		if err := i.refreshWith(h); err != nil {
+			return err
+		}
+		done()
+		return nil
 	})
 	if err == nil && r.Mask&proto.SetStatSize != 0 {
 		// Outside handleMu: dropping pages invalidates mappings, which
@@ -222,6 +243,9 @@ func (i *inode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
 			return c, nil
 		}
 	}
+	if i.isAbsent(name) {
+		return nil, unix.ENOENT
+	}
 	var c *inode
 	err := i.withHandle(func(dh uint32) error {
 		h, a, err := i.fs.client.Walk(dh, name)
@@ -230,6 +254,9 @@ func (i *inode) Lookup(ctx context.Context, name string) (vfs.Inode, error) {
 		}
 		return err
 	})
+	if err == unix.ENOENT {
+		i.noteAbsent(name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +273,7 @@ func (i *inode) ReadDir(context.Context) ([]vfs.Dirent, error) {
 		return l.dirents(), nil
 	}
 	var ents []*proto.Dirent
+	i.changed() // its atime
 	err := i.withHandle(func(h uint32) (err error) {
 		ents, err = i.fs.client.ReaddirAll(h, "", false)
 		return err
@@ -352,6 +380,7 @@ func (i *inode) Create(ctx context.Context, name string, opts vfs.CreateOptions)
 	if err != nil {
 		return nil, err
 	}
+	i.created(name)
 	return c, nil
 }
 
@@ -371,6 +400,7 @@ func (i *inode) Mkdir(ctx context.Context, name string, opts vfs.CreateOptions) 
 	if err != nil {
 		return nil, err
 	}
+	i.created(name)
 	return c, nil
 }
 
@@ -388,6 +418,7 @@ func (i *inode) Symlink(ctx context.Context, name, target string, opts vfs.Creat
 	if err != nil {
 		return nil, err
 	}
+	i.created(name)
 	return c, nil
 }
 
@@ -411,6 +442,8 @@ func (i *inode) Link(ctx context.Context, name string, target vfs.Inode) error {
 	if err := fs.client.Link(th, dh, name); err != nil {
 		return err
 	}
+	i.created(name)
+	t.changed()
 	t.links = append(t.links, link{i, name})
 	t.refreshWith(th)
 	return nil
@@ -428,7 +461,9 @@ func (i *inode) Unlink(ctx context.Context, name string, child vfs.Inode) error 
 	if err := fs.client.Unlink(dh, name); err != nil {
 		return err
 	}
+	i.changed()
 	if c, ok := child.(*inode); ok {
+		c.changed()
 		c.removeLinkLocked(i, name)
 		if c.hold.held {
 			c.refreshWith(c.hold.handle)
@@ -449,7 +484,9 @@ func (i *inode) Rmdir(ctx context.Context, name string, child vfs.Inode) error {
 	if err := fs.client.Rmdir(dh, name); err != nil {
 		return err
 	}
+	i.changed()
 	if c, ok := child.(*inode); ok {
+		c.changed()
 		c.removeLinkLocked(i, name)
 	}
 	i.refreshWith(dh)
@@ -477,10 +514,14 @@ func (i *inode) Rename(ctx context.Context, oldName string, child vfs.Inode, new
 	if err := fs.client.Rename(oh, oldName, nh, newName, 0); err != nil {
 		return err
 	}
+	i.changed()
+	np.created(newName)
 	if r, ok := replaced.(*inode); ok {
+		r.changed()
 		r.removeLinkLocked(np, newName)
 	}
 	if c, ok := child.(*inode); ok {
+		c.changed()
 		c.removeLinkLocked(i, oldName)
 		c.links = append(c.links, link{np, newName})
 	}
@@ -508,11 +549,15 @@ func (i *inode) Exchange(ctx context.Context, oldName string, child vfs.Inode, n
 	if err := fs.client.Rename(oh, oldName, nh, newName, unix.RENAME_EXCHANGE); err != nil {
 		return err
 	}
+	i.changed()
+	np.changed()
 	if c, ok := child.(*inode); ok {
+		c.changed()
 		c.removeLinkLocked(i, oldName)
 		c.links = append(c.links, link{np, newName})
 	}
 	if o, ok := other.(*inode); ok {
+		o.changed()
 		o.removeLinkLocked(np, newName)
 		o.links = append(o.links, link{i, oldName})
 	}

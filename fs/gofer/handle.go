@@ -61,6 +61,9 @@ type holding struct {
 func (fs *Filesystem) newInode(h uint32, a *proto.Attr, dir *inode, name string) *inode {
 	i := &inode{fs: fs, hold: &holding{handle: h, held: true}}
 	i.setAttr(a)
+	if fs.exclusive {
+		i.ex.goodAt.Store(1) // just fetched, nothing changed since
+	}
 	if dir != nil {
 		i.links = []link{{dir, name}}
 		i.watchLocked()

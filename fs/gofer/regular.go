@@ -43,6 +43,7 @@ func (f *regularFD) Read(ctx context.Context, dst usermem.IOSequence, off int64)
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
+	defer f.inode.changed() // its atime
 	pos := off
 	c := f.inode.currentCache(!f.inode.fs.client.ReadOnly)
 	n, err := dst.ReadFrom(func(bufs [][]byte) (int64, error) {
@@ -69,6 +70,7 @@ func (f *regularFD) Read(ctx context.Context, dst usermem.IOSequence, off int64)
 
 // Write implements vfs.FileDescriptionImpl.
 func (f *regularFD) Write(ctx context.Context, src usermem.IOSequence, off int64, appending bool) (int64, int64, error) {
+	defer f.inode.changed()
 	if appending {
 		// Appends are serialized on the inode so that each lands at the
 		// end another left.
@@ -167,6 +169,9 @@ func (f *regularFD) ConfigureMMap(ctx context.Context, opts *memmap.MMapOpts) er
 			return unix.EACCES
 		}
 		opts.MaxPerms.Write = false
+	}
+	if !opts.Private && opts.MaxPerms.Write {
+		f.inode.ex.mappedShared.Store(true)
 	}
 	c, extra, err := f.inode.mappable(f.fd)
 	if err != nil {

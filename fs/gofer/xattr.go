@@ -21,6 +21,7 @@ func (i *inode) GetXattr(ctx context.Context, name string) (string, error) {
 
 // SetXattr implements vfs.InodeXattrs.
 func (i *inode) SetXattr(ctx context.Context, name, value string, flags uint32) error {
+	defer i.changed()
 	return i.withHandle(func(h uint32) error {
 		return i.fs.client.Setxattr(h, name, []byte(value), flags)
 	})
@@ -38,6 +39,7 @@ func (i *inode) ListXattr(ctx context.Context) ([]string, error) {
 
 // RemoveXattr implements vfs.InodeXattrs.
 func (i *inode) RemoveXattr(ctx context.Context, name string) error {
+	defer i.changed()
 	return i.withHandle(func(h uint32) error {
 		return i.fs.client.Removexattr(h, name)
 	})

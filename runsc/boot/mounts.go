@@ -155,6 +155,8 @@ func (b *mountBuilder) buildRoot() (vfs.VirtualDentry, error) {
 	var impl vfs.FilesystemImpl = lower
 	switch b.args.Overlay {
 	case "none":
+		// The container's own root, written by the sandbox alone.
+		lower.SetExclusive()
 	case "memory", "":
 		upper := b.tmpfs(tmpfs.Options{MaxBytes: b.mf.Size(), InoBase: overlay.UpperInoBase})
 		if impl, err = overlay.New(b.ctx, upper, lower); err != nil {
