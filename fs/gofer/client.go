@@ -1,7 +1,12 @@
 // Package gofer owns the sentry's side of the gofer protocol: Client, a
 // connection to one gofer mount, and the filesystem (for sentry/vfs) that
 // presents that mount to the sandbox. Bulk I/O goes to the host FDs the
-// gofer donates; only metadata and tree changes cross the socket.
+// gofer donates; only metadata and tree changes cross the socket, and
+// less of them the more the sandbox owns the mount: a read-only mount is
+// answered from attributes and listings fetched once (dircache.go), an
+// exclusive one from attributes kept between its own changes
+// (exclusive.go), and donated FDs are shared by the descriptions of an
+// inode (fdcache.go).
 //
 // Lock order: inode.appendMu; then Filesystem.handleMu, held across the
 // round trips that use or re-acquire handles (handle.go) and taken by mmap
