@@ -192,11 +192,16 @@ func (s *session) readdir(r *proto.ReaddirReq) (*proto.Response, error) {
 	if _, err := unix.Seek(fd, r.Cookie, 0); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 32<<10)
+	if s.dbuf == nil {
+		s.dbuf = make([]byte, 32<<10)
+		// Room for a whole page: listPacked stops short of the budget.
+		s.pbuf = make([]byte, 0, packedBudget)
+	}
+	buf := s.dbuf
 	rd := &proto.ReaddirResp{}
 	if r.Packed && v3 {
 		var left int
-		rd.Packed, rd.End, left, err = listPacked(fd, buf, r.Attrs, packedBudget)
+		rd.Packed, rd.End, left, err = listPacked(fd, buf, r.Attrs, packedBudget, s.pbuf[:0])
 		if err == nil && rd.End && r.Cookie == 0 && r.Attrs && r.Prefetch > 0 {
 			rd.Subs = prefetchSubdirs(fd, buf, rd.Packed, int(min(r.Prefetch, maxPrefetch)), left)
 		}
@@ -281,9 +286,9 @@ func listEntries(fd int, buf []byte, attrs bool) (out []*proto.Dirent, end bool,
 	return out, end, err
 }
 
-// listPacked lists packed, within budget bytes; left is what remains.
-func listPacked(fd int, buf []byte, attrs bool, budget int) (pack []byte, end bool, left int, err error) {
-	pack = make([]byte, 0, min(budget, 16<<10))
+// listPacked appends the listing, packed, to pack, within budget bytes;
+// left is what remains.
+func listPacked(fd int, buf []byte, attrs bool, budget int, pack []byte) (_ []byte, end bool, left int, err error) {
 	end, err = dirents(fd, buf, func(name []byte, ino uint64, off int64, typ uint8) bool {
 		cost := proto.PackedSize(len(name), attrs)
 		if cost > budget {
@@ -304,7 +309,8 @@ func listPacked(fd int, buf []byte, attrs bool, budget int) (pack []byte, end bo
 
 // prefetchSubdirs lists up to max of the subdirectories in pack, a
 // complete packed listing of the directory open at fd, each in full and
-// all within budget bytes; a subdirectory that does not fit ends it.
+// all within budget bytes; a subdirectory that does not fit ends it. The
+// listings go after pack in its buffer.
 func prefetchSubdirs(fd int, buf []byte, pack []byte, max, budget int) []*proto.Sublisting {
 	ents, err := proto.DecodePacked(string(pack), nil)
 	if err != nil {
@@ -326,13 +332,14 @@ func prefetchSubdirs(fd int, buf []byte, pack []byte, max, budget int) []*proto.
 		if err != nil {
 			continue // gone, or replaced meanwhile: the client asks if it needs it
 		}
-		sp, end, left, err := listPacked(sfd, buf, true, budget)
+		start := len(pack)
+		all, end, left, err := listPacked(sfd, buf, true, budget, pack)
 		unix.Close(sfd)
 		if err != nil || !end {
 			break
 		}
-		budget = left
-		subs = append(subs, &proto.Sublisting{Name: []byte(e.Name), Packed: sp})
+		pack, budget = all, left
+		subs = append(subs, &proto.Sublisting{Name: []byte(e.Name), Packed: pack[start:]})
 	}
 	return subs
 }

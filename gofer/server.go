@@ -137,6 +137,10 @@ type session struct {
 	rootFD   int
 	version  uint32 // 0 until the handshake
 	cpu      cpuFollower
+	// dbuf and pbuf are readdir's getdents and packed-page buffers, used
+	// again for every listing: a response is sent before the next request
+	// is read, and sending copies it.
+	dbuf, pbuf []byte
 }
 
 func newSession(rootFD, pfd int, readOnly bool) *session {
