@@ -267,7 +267,7 @@ func le64(b []byte) uint64 {
 // or deadline passes (ErrTimedOut; a zero deadline never passes).
 func (t *Task) Block(ch <-chan struct{}, deadline time.Time) error {
 	t.proc.blocked.Store(true)
-	defer t.proc.blocked.Store(false)
+	defer t.offCPU(time.Now())
 	var timer <-chan time.Time
 	if !deadline.IsZero() {
 		d := time.Until(deadline)
@@ -292,6 +292,14 @@ func (t *Task) Block(ch <-chan struct{}, deadline time.Time) error {
 			return ErrTimedOut
 		}
 	}
+}
+
+// offCPU ends a wait that began at start: the time waited is nobody's
+// CPU time, so the run loop's mark moves past it (else a task asleep in
+// a syscall would show that time as system time).
+func (t *Task) offCPU(start time.Time) {
+	t.proc.blocked.Store(false)
+	t.mark = t.mark.Add(time.Since(start))
 }
 
 // Sleep blocks for d (interruptibly).

@@ -224,7 +224,9 @@ func (t *Task) checkStopAndExit() bool {
 		t.stopped = true
 		t.tg.checkStopCompleteLocked()
 		t.k.mu.Unlock()
+		start := time.Now()
 		<-t.interruptCh
+		t.mark = t.mark.Add(time.Since(start))
 		t.k.mu.Lock()
 		t.stopped = false
 	}

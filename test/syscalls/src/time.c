@@ -9,6 +9,7 @@
 #include "check.h"
 
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/times.h>
@@ -129,6 +130,16 @@ int main(void)
 	CHECK(ns_of(b) > ns_of(a), "process CPU clock advances with work");
 	struct tms tm;
 	CHECK(times(&tm) != (clock_t)-1, "times");
+
+	/* Sleeping is nobody's CPU time: a 300 ms sleep adds (almost) none. */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	struct timespec nap = {0, 300000000};
+	nanosleep(&nap, NULL);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	CHECK(ns_of(b) - ns_of(a) < 100000000, "a 300 ms sleep takes under 100 ms of CPU time");
+	struct rusage ru;
+	CHECK(getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_stime.tv_sec < 1,
+	      "system time is not time spent asleep (getrusage)");
 
 	return check_summary();
 }
