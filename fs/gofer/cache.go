@@ -29,8 +29,9 @@ import (
 type pageCache struct {
 	mf *memory.File
 	fd int // host FD filled from; closed when the last reference goes
-	// size is the file's size when it cannot change (a read-only mount),
-	// else -1: Translate then asks the host file each time.
+	// size is the file's size when it cannot change (a read-only mount
+	// the sandbox owns), else -1: Translate then asks the host file each
+	// time.
 	size int64
 
 	mu sync.Mutex // guards everything below

@@ -33,9 +33,13 @@ type exclusiveState struct {
 	absent map[string]struct{}
 }
 
-// SetExclusive marks the mount as written by the sandbox alone; call it
-// before the filesystem is used.
-func (fs *Filesystem) SetExclusive() { fs.exclusive = !fs.cacheAttrs }
+// SetExclusive marks the mount as the sandbox's own (the container's
+// root): nothing outside changes it, and if writable, only the sandbox
+// writes it. Call it before the filesystem is used.
+func (fs *Filesystem) SetExclusive() {
+	fs.owned = true
+	fs.exclusive = !fs.cacheAttrs
+}
 
 // changed records that the sentry changed i (or read it); nil-safe.
 func (i *inode) changed() {

@@ -21,10 +21,10 @@ type Filesystem struct {
 	// the files, so attributes and symlink targets are cached for good
 	// and Stat never crosses the socket.
 	cacheAttrs bool
-	// exclusive: a writable mount the sandbox alone writes
-	// (exclusive.go).
-	exclusive bool
-	root      *inode
+	// owned: nothing outside the sandbox changes the mount; exclusive:
+	// owned and writable (exclusive.go).
+	owned, exclusive bool
+	root             *inode
 
 	// handleMu guards inode.hold and inode.links of every inode, and
 	// closing (see handle.go).

@@ -130,11 +130,12 @@ func (f *regularFD) keepSetID(ctx context.Context) {
 }
 
 // Stat implements vfs.FileDescriptionImpl. On a read-only mount the
-// cached attributes are the file's, as for a stat by path; otherwise the
-// open FD is the freshest source, and the cache is refreshed from it when
-// it changed.
+// sandbox owns (its root image), the cached attributes are the file's, as
+// for a stat by path; otherwise the open FD is the freshest source (a
+// read-only bind mount may still change on the host), and the cache is
+// refreshed from it when it changed.
 func (f *regularFD) Stat(ctx context.Context) (vfs.Statx, error) {
-	if f.inode.fs.cacheAttrs {
+	if f.inode.fs.cacheAttrs && f.inode.fs.owned {
 		return statxOf(f.inode.cachedAttr()), nil
 	}
 	var st unix.Stat_t
@@ -253,7 +254,7 @@ func (i *inode) mappable(fd int) (c *pageCache, extra bool, err error) {
 		return nil, false, linuxerr.FromHost(err)
 	}
 	c = newPageCache(i.fs.mf, dup, i.fileKey())
-	if i.fs.cacheAttrs {
+	if i.fs.cacheAttrs && i.fs.owned {
 		c.size = i.cachedAttr().Size
 	}
 	if i.hold.held {

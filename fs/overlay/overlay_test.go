@@ -59,7 +59,9 @@ func newEnvAt(t testing.TB, dir string) *env {
 		mf.Close()
 	})
 	ctx := context.Background()
-	ofs, err := New(ctx, tmpfs.New(mf, tmpfs.Options{InoBase: UpperInoBase}), gofer.NewFilesystem(c, mf))
+	lower := gofer.NewFilesystem(c, mf)
+	lower.SetExclusive() // as the root's, in boot
+	ofs, err := New(ctx, tmpfs.New(mf, tmpfs.Options{InoBase: UpperInoBase}), lower)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,6 +158,7 @@ func (b *mountBuilder) buildRoot() (vfs.VirtualDentry, error) {
 		// The container's own root, written by the sandbox alone.
 		lower.SetExclusive()
 	case "memory", "":
+		lower.SetExclusive() // the image: nothing changes it meanwhile
 		upper := b.tmpfs(tmpfs.Options{MaxBytes: b.mf.Size(), InoBase: overlay.UpperInoBase})
 		if impl, err = overlay.New(b.ctx, upper, lower); err != nil {
 			return vfs.VirtualDentry{}, fmt.Errorf("root overlay: %w", err)
