@@ -23,6 +23,8 @@ func FuzzDecode(f *testing.F) {
 		{Id: 4, Op: &proto.Request_SetStat{SetStat: &proto.SetStatReq{Handle: 1, Mask: 0x3f, Atime: &proto.Timespec{Nsec: unix.UTIME_NOW}}}},
 		{Id: 5, Op: &proto.Request_Rename{Rename: &proto.RenameReq{OldDir: 1, OldName: []byte("a"), NewDir: 1, NewName: []byte("..")}}},
 		{Id: 6, Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: 1, Cookie: -1}}},
+		{Id: 8, Op: &proto.Request_Readdir{Readdir: &proto.ReaddirReq{Dir: 1, Via: [][]byte{[]byte("dir")}, Name: []byte("sub"),
+			Attrs: true, Packed: true, WantHandle: true, Prefetch: 3}}},
 		{Id: 7, Op: &proto.Request_Close{Close: &proto.CloseReq{Handles: []uint32{1, 2, 3}}}},
 	}
 	for _, s := range seeds {
@@ -40,6 +42,7 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	os.Mkdir(filepath.Join(root, "dir"), 0o755)
+	os.MkdirAll(filepath.Join(root, "dir", "sub", "deeper"), 0o755)
 	os.Symlink("../../etc/passwd", filepath.Join(root, "link"))
 	rfd, err := OpenRoot(root)
 	if err != nil {

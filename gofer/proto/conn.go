@@ -16,8 +16,9 @@ const (
 	MinVersion = 1
 	// Version 2 serves trusted.* xattrs (mapped into the host's user.*,
 	// PROTOCOL.md) and regular files as mount roots. Version 3 lists
-	// directories packed and hands out a handle of a directory listed by
-	// name (ReaddirReq.packed, want_handle).
+	// directories packed, through other directories, with a handle of the
+	// directory listed and with its subdirectories prefetched (ReaddirReq
+	// packed, via, want_handle, prefetch).
 	MaxVersion = 3
 )
 
