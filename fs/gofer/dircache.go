@@ -47,7 +47,8 @@ const maxVia = 16
 type listing struct {
 	ents   []proto.PackedDirent
 	byName map[string]int32 // index into ents
-	// subs are prefetched listings of subdirectories, by name, packed.
+	// subs are prefetched listings of subdirectories, by name, packed,
+	// until an inode takes them (guarded by the directory's inode.mu).
 	subs map[string]string
 	// prefetched is set on a listing that came with its parent's.
 	prefetched bool
@@ -185,7 +186,13 @@ func (i *inode) lookupListed(name string) (c *inode, ok bool, err error) {
 	}
 	st := e.Attr
 	c = i.fs.newUnheldInode(&st, i, name)
-	if sub, ok := l.subs[name]; ok && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+	// A prefetched listing goes to the first inode made for the name,
+	// and lives as long as that inode does.
+	i.mu.Lock()
+	sub, ok := l.subs[name]
+	delete(l.subs, name)
+	i.mu.Unlock()
+	if ok && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		if ents, err := proto.DecodePacked(sub, nil); err == nil {
 			c.list = newListing(ents)
 			c.list.prefetched = true
