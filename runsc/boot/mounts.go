@@ -15,6 +15,7 @@ import (
 	"github.com/veil-sandbox/veil/fs/dev"
 	"github.com/veil-sandbox/veil/fs/devpts"
 	"github.com/veil-sandbox/veil/fs/gofer"
+	"github.com/veil-sandbox/veil/fs/mqueue"
 	"github.com/veil-sandbox/veil/fs/overlay"
 	"github.com/veil-sandbox/veil/fs/proc"
 	"github.com/veil-sandbox/veil/fs/sys"
@@ -27,8 +28,8 @@ import (
 
 // buildMounts makes the sandbox's mount namespace: the root (by default an
 // overlay of a memory tmpfs over the gofer-served rootfs), the container's
-// mounts in order, and /proc, /sys (read-only), /dev, /dev/shm, /dev/pts and
-// /tmp where the container gave none (each before the container's mounts below
+// mounts in order, and /proc, /sys (read-only), /dev, /dev/shm, /dev/pts,
+// /dev/mqueue and /tmp where the container gave none (each before the container's mounts below
 // it, after one it is itself below), then linux.maskedPaths and
 // linux.readonlyPaths. Missing mount points are made in the root, which
 // becomes read-only only afterwards when root.readonly asks for it.
@@ -51,6 +52,10 @@ func buildMounts(ctx context.Context, args *Args, mf *memory.File, k *kernel.Ker
 		}},
 		{"/dev/pts", func() error {
 			return b.mountAt("/dev/pts", devpts.New(devpts.DefaultOptions()), true, unix.MS_NOSUID|unix.MS_NOEXEC)
+		}},
+		// As runc's default spec has it, so mq_open's queues show there.
+		{"/dev/mqueue", func() error {
+			return b.mountAt("/dev/mqueue", mqueue.NewFilesystem(mqueue.RegistryOf(k)), true, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
 		}},
 		{"/tmp", func() error { return b.mountAt("/tmp", b.tmpfs(tmpfs.Options{Mode: 01777}), true, 0) }},
 	}
@@ -302,10 +307,12 @@ func (b *mountBuilder) specMount(m Mount) error {
 		}
 		// The view is of limits the sandbox cannot change.
 		return b.mountAt(m.Destination, cg, true, flags|vfs.MountReadOnly)
+	case "mqueue":
+		// Every mqueue mount shows the sandbox's one set of queues.
+		return b.mountAt(m.Destination, mqueue.NewFilesystem(mqueue.RegistryOf(b.k)), true, flags)
 	default:
-		// mqueue filesystems are not
-		// provided yet; leaving the mount out would hand the
-		// container a directory it did not ask for.
+		// Leaving the mount out would hand the container a directory
+		// it did not ask for.
 		return fmt.Errorf("filesystem type %q is not supported yet", m.Type)
 	}
 }

@@ -69,10 +69,10 @@ func ParseSpec(data []byte) (*specs.Spec, error) {
 
 // sentryMountTypes are the mount types the sentry provides; bind mounts
 // are served by the gofer; cgroup mounts show sysfs's read-only view of
-// the sandbox's limits. Others (mqueue until its filesystem exists) are
-// refused with an error naming them rather than left out, which would
-// give the container an empty directory where it expects a filesystem.
-var sentryMountTypes = map[string]bool{"tmpfs": true, "proc": true, "sysfs": true, "devpts": true, "cgroup": true, "cgroup2": true}
+// the sandbox's limits. Others are refused with an error naming them
+// rather than left out, which would give the container an empty
+// directory where it expects a filesystem.
+var sentryMountTypes = map[string]bool{"tmpfs": true, "proc": true, "sysfs": true, "devpts": true, "mqueue": true, "cgroup": true, "cgroup2": true}
 
 // Validate checks the fields runsc run uses and rejects those it cannot
 // honour yet. Each error names the offending field.

@@ -101,6 +101,16 @@ type InodeEvicter interface {
 	Evict(ctx context.Context)
 }
 
+// DirRevalidator is implemented by directories whose entries also change
+// other than through the VFS (the mqueue filesystem: mq_open, mq_unlink):
+// a cached child is used only while Revalidate says it is still the file
+// called name; otherwise the VFS drops it and asks Lookup again. It is
+// called with the directory's dentry lock held and must not call back
+// into the VFS.
+type DirRevalidator interface {
+	Revalidate(ctx context.Context, name string, child Inode) bool
+}
+
 // Perms are the attributes the walker and permission checks need.
 type Perms struct {
 	// Mode holds the file type (S_IFMT bits) and permission bits.

@@ -413,9 +413,21 @@ func unpin(d *Dentry) {
 func (vfs *VirtualFilesystem) lookupChildLocked(ctx context.Context, d *Dentry, name string) (*Dentry, error) {
 	d.mu.Lock()
 	if c, ok := d.children[name]; ok {
-		d.mu.Unlock()
-		c.referenced.Store(true)
-		return c, nil
+		rv, check := d.inode.(DirRevalidator)
+		if !check || rv.Revalidate(ctx, name, c.inode) {
+			d.mu.Unlock()
+			c.referenced.Store(true)
+			return c, nil
+		}
+		// Gone or replaced behind the VFS's back: forget it and look
+		// the name up afresh. (Not marked dead: that changes only under
+		// renameMu held for writing; whoever still holds c keeps a
+		// dentry no walk reaches, as after an eviction.)
+		delete(d.children, name)
+		d.fs.lruRemove(c)
+		if len(d.children) == 0 {
+			d.fs.lruAdd(d)
+		}
 	}
 	c := d.reviveLocked(name)
 	d.mu.Unlock()
